@@ -1,0 +1,103 @@
+"""Question -> retrieval -> prompt -> streamed answer with citations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from generation.base import ChatModel
+from generation.prompts import NOT_FOUND, build_messages, is_refusal
+from handbook.types import (
+    Answer,
+    Citation,
+    Language,
+    Message,
+    Passage,
+    RetrievalMode,
+    SearchFilter,
+)
+from retrieval.search import Retriever, SearchResult
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    result: SearchResult
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    answer: Answer
+
+
+AnswerEvent = Retrieved | Token | Done
+
+
+def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
+    return tuple(
+        Citation(
+            n=n,
+            doc=p.chunk.doc_id,
+            title=p.chunk.title,
+            path=p.chunk.path,
+            page=p.chunk.page,
+            section=p.chunk.section,
+            score=round(p.score, 6),
+            text=p.chunk.text,
+        )
+        for n, p in enumerate(passages, start=1)
+    )
+
+
+class Answerer:
+    def __init__(self, retriever: Retriever, chat: ChatModel) -> None:
+        self._retriever = retriever
+        self._chat = chat
+
+    async def stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        where: SearchFilter | None = None,
+        mode: RetrievalMode = "hybrid",
+        history: Sequence[Message] = (),
+    ) -> AsyncIterator[AnswerEvent]:
+        """Events: the retrieval result, then answer tokens, then the finished answer."""
+        result = await self._retriever.search(
+            question, k=k, where=where, mode=mode, keep_irrelevant=False
+        )
+        yield Retrieved(result)
+        language: Language = result.language
+        if not result.passages:
+            text = NOT_FOUND[language]
+            yield Token(text)
+            yield Done(Answer(question, text, language, found=False, citations=(), model=""))
+            return
+        messages = build_messages(question, result.passages, language, history)
+        parts: list[str] = []
+        async for piece in self._chat.stream(messages):
+            parts.append(piece)
+            yield Token(piece)
+        text = "".join(parts).strip()
+        found = bool(text) and not is_refusal(text)
+        yield Done(
+            Answer(
+                question,
+                text,
+                language,
+                found=found,
+                citations=citations(result.passages) if found else (),
+                model=self._chat.name,
+            )
+        )
+
+    async def ask(self, question: str, **kwargs: object) -> Answer:
+        async for event in self.stream(question, **kwargs):  # type: ignore[arg-type]  # forwarded
+            if isinstance(event, Done):
+                return event.answer
+        raise AssertionError("stream ended without a Done event")

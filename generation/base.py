@@ -1,0 +1,51 @@
+"""The chat model protocol and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from handbook.config import ChatSettings
+from handbook.registry import Registry
+from handbook.types import Message
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Streams an answer to a conversation."""
+
+    name: str
+
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the answer's text as it is generated. Raises BackendUnavailable when the
+        model cannot answer (not installed, server down, timed out)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in this model's own tokenizer."""
+        ...
+
+    async def close(self) -> None:
+        """Free the model (in-process) or the connection (server)."""
+        ...
+
+
+CHAT_MODELS: Registry[ChatModel] = Registry("chat model")
+
+
+def _register_builtins() -> None:
+    def llamacpp(settings: ChatSettings) -> ChatModel:
+        from generation.llamacpp import LlamaCppChat
+
+        return LlamaCppChat(settings)
+
+    def ollama(settings: ChatSettings) -> ChatModel:
+        from generation.ollama import OllamaChat
+
+        return OllamaChat(settings)
+
+    CHAT_MODELS.register("llamacpp", llamacpp)
+    CHAT_MODELS.register("ollama", ollama)
+
+
+_register_builtins()

@@ -1,0 +1,152 @@
+"""Composition root: builds the services from Settings, lazily, and closes them.
+
+    async with Handbook(settings) as hb:
+        report = await (await hb.indexer()).index(Path("manuals"))
+
+Nothing heavy is built until a service asks for it: `docs list` never loads a model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from generation.answer import Answerer
+from generation.base import CHAT_MODELS, ChatModel
+from handbook.config import Settings
+from handbook.errors import ConfigError, NotIndexed, StoreLocked
+from ingestion.base import EMBEDDERS, Embedder
+from ingestion.doc_registry import DocumentRegistry
+from ingestion.pipeline import Indexer
+from retrieval.base import STORES, VectorStore
+from retrieval.search import Retriever
+
+EMBEDDED_STORES = ("qdrant-edge", "qdrant-local")
+
+
+class HomeLock:
+    """One process at a time per data folder for the embedded store (a single writer)."""
+
+    def __init__(self, home: Path) -> None:
+        self._path = home / "lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self._path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreLocked(
+                f"The index in {self._path.parent} is in use by {holder}. Wait for it to finish "
+                "(or stop it), or run `handbook serve` and use the API to share one index, or "
+                "use a Qdrant server (store.backend: qdrant) for concurrent access."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"pid {os.getpid()} ({' '.join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:2])})"
+        )
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class Handbook:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = HomeLock(settings.home)
+        self._registry: DocumentRegistry | None = None
+        self._embedder: Embedder | None = None
+        self._store: VectorStore | None = None
+        self._chat: ChatModel | None = None
+
+    async def __aenter__(self) -> Handbook:
+        if self.settings.store.backend in EMBEDDED_STORES:
+            self._lock.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._store is not None:
+                await self._store.close()
+            if self._chat is not None:
+                await self._chat.close()
+            if self._registry is not None:
+                self._registry.close()
+        finally:
+            self._lock.release()
+
+    @property
+    def registry(self) -> DocumentRegistry:
+        if self._registry is None:
+            self._registry = DocumentRegistry(self.settings.registry_path)
+        return self._registry
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = EMBEDDERS.create(
+                self.settings.embedder.backend, self.settings.embedder
+            )
+        return self._embedder
+
+    def _check_embedder(self, *, writing: bool) -> Embedder:
+        embedder = self.embedder()
+        stored = self.registry.get_meta("embedder")
+        if stored is None:
+            if writing:
+                self.registry.set_meta("embedder", embedder.name)
+                self.registry.set_meta("dim", str(embedder.dim))
+        elif stored != embedder.name:
+            raise ConfigError(
+                f"This index was built with the embedder {stored!r}, but the settings select "
+                f"{embedder.name!r}. Switch embedder settings back, or run `handbook reset` and "
+                "index again."
+            )
+        return embedder
+
+    async def store(self) -> VectorStore:
+        if self._store is None:
+            dim_text = self.registry.get_meta("dim")
+            dim = int(dim_text) if dim_text else self.embedder().dim
+            store = STORES.create(
+                self.settings.store.backend, self.settings.store, self.settings.store_path
+            )
+            await store.open(dim)
+            self._store = store
+        return self._store
+
+    def chat(self) -> ChatModel:
+        if self._chat is None:
+            self._chat = CHAT_MODELS.create(self.settings.chat.backend, self.settings.chat)
+        return self._chat
+
+    async def indexer(self) -> Indexer:
+        embedder = self._check_embedder(writing=True)
+        return Indexer(self.settings, embedder, await self.store(), self.registry)
+
+    async def retriever(self) -> Retriever:
+        if not self.registry.all():
+            raise NotIndexed("Nothing is indexed yet. Run `handbook index PATH` first.")
+        embedder = self._check_embedder(writing=False)
+        return Retriever(embedder, await self.store(), self.settings.retrieval)
+
+    async def answerer(self) -> Answerer:
+        return Answerer(await self.retriever(), self.chat())

@@ -1,0 +1,385 @@
+"""Command line: `handbook index|ask|search|docs|config|reset`.
+
+Heavy libraries are imported inside the commands (`handbook --help` answers at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from handbook.app import Handbook
+    from handbook.config import Settings
+    from handbook.types import Answer, SearchFilter
+    from retrieval.search import SearchResult
+
+T = TypeVar("T")
+MODES = click.Choice(["hybrid", "naive", "sparse"])
+
+
+class State:
+    def __init__(self, config: Path | None, debug: bool) -> None:
+        self.config = config
+        self.debug = debug
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from handbook.config import load_settings
+
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:
+    """Build the container, run one async job in it, translate our errors for the terminal."""
+    state: State = ctx.obj
+    from handbook.errors import HandbookError
+
+    try:
+        from handbook.app import Handbook
+
+        async def main() -> T:
+            async with Handbook(state.settings) as hb:
+                return await work(hb)
+
+        return asyncio.run(main())
+    except HandbookError as exc:
+        if state.debug:
+            raise
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.secho("Interrupted. Run the same command again to resume.", fg="yellow", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (handbook.yaml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="handbook")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
+    """Handbook: ask your technical manuals, with page-level citations."""
+    ctx.obj = State(config, debug)
+
+
+# --- index ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def index(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Index the manuals in PATH (a folder or a file). Unchanged files are skipped."""
+    from handbook.render import IndexProgress, index_summary
+
+    async def work(hb: Handbook) -> Any:
+        indexer = await hb.indexer()
+        with IndexProgress(enabled=not as_json) as progress:
+            return await indexer.index(path, progress)
+
+    report = run(ctx, work)
+    if as_json:
+        click.echo(json.dumps(_report_json(report), ensure_ascii=False))
+    else:
+        index_summary(report)
+    if report.failed:
+        sys.exit(1)
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "seconds": round(report.seconds, 3),
+        "files": [
+            {
+                "path": o.path,
+                "status": str(o.status),
+                "chunks": o.chunks,
+                "embedded": o.embedded,
+                "reason": o.reason,
+                "doc": o.doc_id,
+            }
+            for o in report.outcomes
+        ],
+    }
+
+
+# --- search and ask ----------------------------------------------------------------------
+
+
+def _filter(docs: tuple[str, ...], lang: str | None, hb: Handbook) -> SearchFilter:
+    from handbook.errors import NotIndexed
+    from handbook.types import SearchFilter
+
+    ids: list[str] = []
+    for key in docs:
+        found = hb.registry.find(key)
+        if not found:
+            raise NotIndexed(f"No indexed document matches {key!r}. See `handbook docs list`.")
+        ids.extend(r.doc_id for r in found)
+    return SearchFilter(doc_ids=tuple(ids), language=lang)  # type: ignore[arg-type]  # Choice
+
+
+def _questions(text: str | None, batch: Path | None) -> Iterator[str]:
+    from handbook.batch import read_questions
+
+    if batch is not None:
+        yield from read_questions(batch)
+    elif text:
+        yield text
+    else:
+        raise click.UsageError("Give a question, or --batch FILE.")
+
+
+def _result_json(result: SearchResult) -> dict[str, Any]:
+    return {
+        "query": result.query,
+        "language": result.language,
+        "results": [
+            {
+                "doc": p.chunk.doc_id,
+                "title": p.chunk.title,
+                "path": p.chunk.path,
+                "page": p.chunk.page,
+                "section": p.chunk.section,
+                "score": round(p.score, 6),
+                "text": p.chunk.text,
+            }
+            for p in result.passages
+        ],
+    }
+
+
+def _answer_json(answer: Answer) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "question": answer.question,
+        "answer": answer.answer,
+        "language": answer.language,
+        "found": answer.found,
+        "model": answer.model,
+        "citations": [asdict(c) for c in answer.citations],
+    }
+
+
+filter_options = [
+    click.option("-k", type=click.IntRange(1, 100), default=None, help="Number of sources."),
+    click.option(
+        "--doc", "docs", multiple=True, help="Only this document (id, path or file name)."
+    ),
+    click.option(
+        "--lang", type=click.Choice(["de", "en"]), default=None, help="Only this language."
+    ),
+    click.option("--mode", type=MODES, default="hybrid", show_default=True, help="Retrieval mode."),
+    click.option(
+        "--batch",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Questions from a file: one per line, or JSONL with a 'question' field.",
+    ),
+    click.option(
+        "--json", "as_json", is_flag=True, help="Machine-readable output (one object per line)."
+    ),
+]
+
+
+def with_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(filter_options):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("query", required=False)
+@with_filters
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str | None,
+    k: int | None,
+    docs: tuple[str, ...],
+    lang: str | None,
+    mode: str,
+    batch: Path | None,
+    as_json: bool,
+) -> None:
+    """Show the passages that best match QUERY (no model answers)."""
+    from handbook.render import search_table
+
+    questions = list(_questions(query, batch))
+
+    async def work(hb: Handbook) -> None:
+        retriever = await hb.retriever()
+        where = _filter(docs, lang, hb)
+        for q in questions:
+            result = await retriever.search(q, k=k, where=where, mode=mode)  # type: ignore[arg-type]
+            if as_json:
+                click.echo(json.dumps(_result_json(result), ensure_ascii=False))
+            else:
+                search_table(result)
+
+    run(ctx, work)
+
+
+@cli.command()
+@click.argument("question", required=False)
+@with_filters
+@click.pass_context
+def ask(
+    ctx: click.Context,
+    question: str | None,
+    k: int | None,
+    docs: tuple[str, ...],
+    lang: str | None,
+    mode: str,
+    batch: Path | None,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the indexed manuals, with sources (document, page)."""
+    from generation.answer import Done, Token
+    from handbook.render import print_sources
+
+    questions = list(_questions(question, batch))
+
+    async def work(hb: Handbook) -> None:
+        answerer = await hb.answerer()
+        where = _filter(docs, lang, hb)
+        for q in questions:
+            async for event in answerer.stream(q, k=k, where=where, mode=mode):  # type: ignore[arg-type]
+                if isinstance(event, Token) and not as_json:
+                    click.echo(event.text, nl=False)
+                elif isinstance(event, Done):
+                    if as_json:
+                        click.echo(json.dumps(_answer_json(event.answer), ensure_ascii=False))
+                    else:
+                        click.echo()
+                        print_sources(event.answer)
+
+    run(ctx, work)
+
+
+# --- docs ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def docs() -> None:
+    """List and delete indexed documents."""
+
+
+@docs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def docs_list(ctx: click.Context, as_json: bool) -> None:
+    """List indexed documents."""
+    from dataclasses import asdict
+
+    from handbook.render import docs_table
+
+    async def work(hb: Handbook) -> list[Any]:
+        return hb.registry.all()
+
+    records = run(ctx, work)
+    if as_json:
+        click.echo(json.dumps({"documents": [asdict(r) for r in records]}, ensure_ascii=False))
+    else:
+        docs_table(records)
+
+
+@docs.command("delete")
+@click.argument("doc")
+@click.pass_context
+def docs_delete(ctx: click.Context, doc: str) -> None:
+    """Delete DOC (id, path or file name) from the index."""
+    from handbook.errors import HandbookError, NotIndexed
+
+    async def work(hb: Handbook) -> list[str]:
+        found = hb.registry.find(doc)
+        if not found:
+            raise NotIndexed(f"No indexed document matches {doc!r}. See `handbook docs list`.")
+        if len(found) > 1:
+            listing = "\n".join(f"  {r.doc_id}  {r.path}" for r in found)
+            raise HandbookError(f"{doc!r} matches several documents; give an id:\n{listing}")
+        indexer = await hb.indexer()
+        await indexer.delete(found[0].doc_id)
+        return [found[0].path]
+
+    for path in run(ctx, work):
+        click.echo(f"Deleted {path}")
+
+
+# --- config and reset -------------------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Show the resolved settings."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the resolved settings (profile + handbook.yaml + HANDBOOK_* variables)."""
+    from handbook.config import settings_as_dict
+    from handbook.errors import HandbookError
+
+    try:
+        data = settings_as_dict(ctx.obj.settings)
+    except HandbookError as exc:
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), nl=False)
+
+
+@config.command("example")
+def config_example() -> None:
+    """Print an example handbook.yaml with every setting and its description."""
+    from handbook.config import example_yaml
+
+    click.echo(example_yaml(), nl=False)
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reset(ctx: click.Context, yes: bool) -> None:
+    """Delete the whole index (vectors and registry) in the data folder."""
+    import shutil
+
+    home = ctx.obj.settings.home
+    if not yes:
+        click.confirm(f"Delete the index in {home}?", abort=True)
+
+    async def work(hb: Handbook) -> None:
+        for path in (hb.settings.store_path, hb.settings.registry_path):
+            if path.is_dir():
+                shutil.rmtree(path)
+            for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                if candidate.is_file():
+                    candidate.unlink()
+
+    run(ctx, work)
+    click.echo(f"Index in {home} deleted.")
+
+
+def main() -> None:
+    cli(prog_name="handbook")

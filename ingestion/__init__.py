@@ -1,0 +1,1 @@
+"""Ingestion: loaders -> chunking -> embedding -> stores."""

