@@ -76,8 +76,11 @@ class ChunkingSettings(Section):
 class RetrievalSettings(Section):
     k: int = Field(5, ge=1, le=100, description="Passages returned / given to the model.")
     candidates: int = Field(30, ge=1, description="Candidates taken from each retriever.")
-    fusion: Literal["rrf", "dbsf"] = Field("rrf", description="How dense+sparse lists fuse.")
+    fusion: Literal["rrf", "dbsf"] = Field("dbsf", description="How dense+sparse lists fuse.")
     rrf_k: int = Field(60, ge=1, description="RRF constant.")
+    sparse_weight: float = Field(
+        0.25, ge=0.0, description="Weight of the lexical list in fusion (dense has 1.0)."
+    )
     min_dense_score: float = Field(
         0.25,
         description="Below this cosine similarity of the best dense hit (and with no lexical "
@@ -115,12 +118,12 @@ class Settings(BaseModel):
 
     profile: Profile = Field(Profile.OFFLINE, description="Built-in defaults this starts from.")
     home: Path = Field(description="Folder for the index, registry and caches (HANDBOOK_HOME).")
-    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
-    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
-    chat: ChatSettings = Field(default_factory=ChatSettings)
-    index: IndexSettings = Field(default_factory=IndexSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings, description="Dense embedding model.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Vector store (Qdrant).")
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="How documents are split.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="How passages are found.")
+    chat: ChatSettings = Field(default_factory=ChatSettings, description="The model that answers.")
+    index: IndexSettings = Field(default_factory=IndexSettings, description="What `handbook index` reads.")
 
     @property
     def store_path(self) -> Path:
@@ -256,7 +259,10 @@ def example_yaml() -> str:
                 lines.append("  " + dumped.strip().replace("\n", "\n  "))
         else:
             lines.append(f"# {field.description}")
-            default = "" if name == "home" else _plain(field.get_default(call_default_factory=True))
+            if name == "home":  # default depends on the machine: leave it commented out
+                lines.append("# home: /path/to/handbook-data")
+                continue
+            default = _plain(field.get_default(call_default_factory=True))
             lines.append(yaml.safe_dump({name: default}, allow_unicode=True).strip())
     return "\n".join(lines) + "\n"
 

@@ -27,8 +27,10 @@ class SearchResult:
         return bool(self.passages)
 
 
-def rrf(rankings: Sequence[Sequence[Hit]], k: int) -> list[tuple[Chunk, float, list[int | None]]]:
-    """Reciprocal rank fusion: score = sum over lists of 1 / (k + rank).
+def rrf(
+    rankings: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None
+) -> list[tuple[Chunk, float, list[int | None]]]:
+    """Weighted reciprocal rank fusion: score = sum over lists of weight / (k + rank).
 
     >>> from handbook.types import Chunk
     >>> a = Chunk("d", 0, "a", "t", "p", None, (), "en")
@@ -39,20 +41,24 @@ def rrf(rankings: Sequence[Sequence[Hit]], k: int) -> list[tuple[Chunk, float, l
     scores: dict[str, float] = {}
     chunks: dict[str, Chunk] = {}
     ranks: dict[str, list[int | None]] = {}
+    weights = weights or [1.0] * len(rankings)
     for list_index, ranking in enumerate(rankings):
         for rank, (chunk, _) in enumerate(ranking, start=1):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (k + rank)
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] / (k + rank)
             chunks[chunk.id] = chunk
             ranks.setdefault(chunk.id, [None] * len(rankings))[list_index] = rank
     order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].path, chunks[cid].ordinal))
     return [(chunks[cid], scores[cid], ranks[cid]) for cid in order]
 
 
-def dbsf(rankings: Sequence[Sequence[Hit]]) -> list[tuple[Chunk, float, list[int | None]]]:
+def dbsf(
+    rankings: Sequence[Sequence[Hit]], weights: Sequence[float] | None = None
+) -> list[tuple[Chunk, float, list[int | None]]]:
     """Distribution-based score fusion: scores normalised by mean +- 3 std per list, summed."""
     scores: dict[str, float] = {}
     chunks: dict[str, Chunk] = {}
     ranks: dict[str, list[int | None]] = {}
+    weights = weights or [1.0] * len(rankings)
     for list_index, ranking in enumerate(rankings):
         if not ranking:
             continue
@@ -61,7 +67,9 @@ def dbsf(rankings: Sequence[Sequence[Hit]]) -> list[tuple[Chunk, float, list[int
         std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
         low, high = mean - 3 * std, mean + 3 * std
         for rank, (chunk, score) in enumerate(ranking, start=1):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + (score - low) / (high - low)
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] * (
+                score - low
+            ) / (high - low)
             chunks[chunk.id] = chunk
             ranks.setdefault(chunk.id, [None] * len(rankings))[list_index] = rank
     order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].path, chunks[cid].ordinal))
@@ -104,15 +112,16 @@ class Retriever:
             )
 
         dense_hits, sparse_hits = await asyncio.gather(dense(), lexical())
+        weights = (1.0, self._settings.sparse_weight)
         best_dense = dense_hits[0][1] if dense_hits else 0.0
         if mode == "naive":
             fused = [(c, s, [i, None]) for i, (c, s) in enumerate(dense_hits, start=1)]
         elif mode == "sparse":
             fused = [(c, s, [None, i]) for i, (c, s) in enumerate(sparse_hits, start=1)]
         elif self._settings.fusion == "dbsf":
-            fused = dbsf([dense_hits, sparse_hits])
+            fused = dbsf([dense_hits, sparse_hits], weights)
         else:
-            fused = rrf([dense_hits, sparse_hits], self._settings.rrf_k)
+            fused = rrf([dense_hits, sparse_hits], self._settings.rrf_k, weights)
         passages = tuple(
             Passage(chunk, score, ranks[0], ranks[1]) for chunk, score, ranks in fused[:k]
         )

@@ -1,0 +1,65 @@
+"""Shared fixtures. Every test gets its own data folder and working directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handbook.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples" / "manuals"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+QUESTIONS = ROOT / "eval" / "questions" / "retrieval.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Data folder and cwd in tmp_path; no HANDBOOK_* variables leak in from the shell."""
+    for name in list(os.environ):
+        if name.startswith("HANDBOOK_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HANDBOOK_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    yield home
+
+
+def make_settings(home: Path, **env: str) -> Settings:
+    values = {"HANDBOOK_HOME": str(home)}
+    values.update({f"HANDBOOK_{k.upper()}": v for k, v in env.items()})
+    return load_settings(environ=values)
+
+
+@pytest.fixture
+def settings(isolated: Path) -> Settings:
+    return make_settings(isolated)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A writable copy of the sample manuals."""
+    target = tmp_path / "manuals"
+    shutil.copytree(SAMPLES, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def indexed_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample manuals indexed once with the default (offline) profile."""
+    from handbook.app import Handbook
+
+    home = tmp_path_factory.mktemp("indexed") / "home"
+
+    async def build() -> None:
+        async with Handbook(make_settings(home)) as hb:
+            report = await (await hb.indexer()).index(SAMPLES)
+            assert not report.failed, report.failed
+
+    asyncio.run(build())
+    return home
