@@ -38,7 +38,9 @@ async def one(embedder: str, k: int, questions_path: Path, weight: float | None)
             env = {
                 "HANDBOOK_HOME": home,
                 "HANDBOOK_RETRIEVAL__FUSION": fusion,
-                **({"HANDBOOK_RETRIEVAL__SPARSE_WEIGHT": str(weight)} if weight is not None else {}),
+                **(
+                    {"HANDBOOK_RETRIEVAL__SPARSE_WEIGHT": str(weight)} if weight is not None else {}
+                ),
                 **EMBEDDERS[embedder],
             }
             settings = load_settings(environ=env)

@@ -118,12 +118,22 @@ class Settings(BaseModel):
 
     profile: Profile = Field(Profile.OFFLINE, description="Built-in defaults this starts from.")
     home: Path = Field(description="Folder for the index, registry and caches (HANDBOOK_HOME).")
-    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings, description="Dense embedding model.")
-    store: StoreSettings = Field(default_factory=StoreSettings, description="Vector store (Qdrant).")
-    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="How documents are split.")
-    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="How passages are found.")
+    embedder: EmbedderSettings = Field(
+        default_factory=EmbedderSettings, description="Dense embedding model."
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings, description="Vector store (Qdrant)."
+    )
+    chunking: ChunkingSettings = Field(
+        default_factory=ChunkingSettings, description="How documents are split."
+    )
+    retrieval: RetrievalSettings = Field(
+        default_factory=RetrievalSettings, description="How passages are found."
+    )
     chat: ChatSettings = Field(default_factory=ChatSettings, description="The model that answers.")
-    index: IndexSettings = Field(default_factory=IndexSettings, description="What `handbook index` reads.")
+    index: IndexSettings = Field(
+        default_factory=IndexSettings, description="What `handbook index` reads."
+    )
 
     @property
     def store_path(self) -> Path:

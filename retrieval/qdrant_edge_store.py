@@ -89,7 +89,10 @@ class QdrantEdgeStore:
     # --- writes ----------------------------------------------------------------------------
 
     def _upsert(
-        self, chunks: Sequence[Chunk], dense: npt.NDArray[np.float32], sparse: Sequence[SparseVector]
+        self,
+        chunks: Sequence[Chunk],
+        dense: npt.NDArray[np.float32],
+        sparse: Sequence[SparseVector],
     ) -> None:
         import qdrant_edge as qe
 
@@ -111,7 +114,10 @@ class QdrantEdgeStore:
         self._shard.flush()
 
     async def upsert(
-        self, chunks: Sequence[Chunk], dense: npt.NDArray[np.float32], sparse: Sequence[SparseVector]
+        self,
+        chunks: Sequence[Chunk],
+        dense: npt.NDArray[np.float32],
+        sparse: Sequence[SparseVector],
     ) -> None:
         if chunks:
             await self._thread.run(self._upsert, chunks, dense, sparse)
@@ -172,7 +178,9 @@ class QdrantEdgeStore:
         query = qe.Query.Nearest(vector.tolist(), using=DENSE)
         return await self._thread.run(self._query, query, limit, where)
 
-    async def search_sparse(self, vector: SparseVector, limit: int, where: SearchFilter) -> list[Hit]:
+    async def search_sparse(
+        self, vector: SparseVector, limit: int, where: SearchFilter
+    ) -> list[Hit]:
         import qdrant_edge as qe
 
         if not vector.indices:

@@ -67,9 +67,9 @@ def dbsf(
         std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
         low, high = mean - 3 * std, mean + 3 * std
         for rank, (chunk, score) in enumerate(ranking, start=1):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] * (
-                score - low
-            ) / (high - low)
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] * (score - low) / (
+                high - low
+            )
             chunks[chunk.id] = chunk
             ranks.setdefault(chunk.id, [None] * len(rankings))[list_index] = rank
     order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].path, chunks[cid].ordinal))

@@ -114,7 +114,10 @@ def _pdf(tmp_path: Path, name: str, *, password: str | None = None, text: str = 
         (lambda p: _pdf(p, "locked.pdf", password="secret"), "password-protected"),
         (lambda p: _truncated(p), "damaged"),
         (lambda p: _write(p, "empty.pdf", b""), "empty"),
-        (lambda p: _write(p, "notes.pdf", b"just some text\n"), "named .pdf but the content is text"),
+        (
+            lambda p: _write(p, "notes.pdf", b"just some text\n"),
+            "named .pdf but the content is text",
+        ),
         (lambda p: _write(p, "binary.txt", bytes(range(256)) * 8), "binary data"),
         (lambda p: _scanned(p), "no text layer"),
         (lambda p: _write(p, "blank.md", b"   \n\n  "), "no text found"),
