@@ -53,10 +53,39 @@ def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
     )
 
 
+class RepeatGuard:
+    r"""Small models fall into loops ("- 1,0 l" forever). Stop at the first repeated line.
+
+    >>> guard = RepeatGuard()
+    >>> [guard.feed(p) for p in ["1. Wagen anheben.\n", "2. Rad ab.\n", "1. Wagen anheben.\n"]]
+    [True, True, False]
+    """
+
+    MIN_LINE = 8
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._line = ""
+
+    def feed(self, piece: str) -> bool:
+        """False once the text has started repeating a complete line."""
+        self._line += piece
+        *complete, self._line = self._line.split("\n")
+        for line in complete:
+            key = " ".join(line.split()).lower()
+            if len(key) < self.MIN_LINE:
+                continue
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+        return True
+
+
 class Answerer:
-    def __init__(self, retriever: Retriever, chat: ChatModel) -> None:
+    def __init__(self, retriever: Retriever, chat: ChatModel, sources: int = 3) -> None:
         self._retriever = retriever
         self._chat = chat
+        self._sources = sources
 
     async def stream(
         self,
@@ -69,7 +98,7 @@ class Answerer:
     ) -> AsyncIterator[AnswerEvent]:
         """Events: the retrieval result, then answer tokens, then the finished answer."""
         result = await self._retriever.search(
-            question, k=k, where=where, mode=mode, keep_irrelevant=False
+            question, k=k or self._sources, where=where, mode=mode, keep_irrelevant=False
         )
         yield Retrieved(result)
         language: Language = result.language
@@ -80,9 +109,16 @@ class Answerer:
             return
         messages = build_messages(question, result.passages, language, history)
         parts: list[str] = []
-        async for piece in self._chat.stream(messages):
-            parts.append(piece)
-            yield Token(piece)
+        guard = RepeatGuard()
+        stream = self._chat.stream(messages)
+        try:
+            async for piece in stream:
+                if not guard.feed(piece):
+                    break  # the repeated line is not shown
+                parts.append(piece)
+                yield Token(piece)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
         text = "".join(parts).strip()
         found = bool(text) and not is_refusal(text)
         yield Done(

@@ -149,4 +149,4 @@ class Handbook:
         return Retriever(embedder, await self.store(), self.settings.retrieval)
 
     async def answerer(self) -> Answerer:
-        return Answerer(await self.retriever(), self.chat())
+        return Answerer(await self.retriever(), self.chat(), self.settings.chat.sources)

@@ -5,7 +5,6 @@ Heavy libraries are imported inside the commands (`handbook --help` answers at o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -41,6 +40,8 @@ class State:
 
 def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:
     """Build the container, run one async job in it, translate our errors for the terminal."""
+    import asyncio
+
     state: State = ctx.obj
     from handbook.errors import HandbookError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -139,10 +140,16 @@ def docs_table(records: list[DocumentRecord]) -> None:
         console.print("Nothing is indexed yet. Run `handbook index PATH`.")
         return
     table = Table(title="Indexed documents")
-    for column in ("id", "title", "format", "lang", "pages", "chunks", "path"):
+    for column in ("id", "title", "format", "lang", "pages", "chunks", "file"):
         table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(
-            r.doc_id, r.title, r.format, r.language, str(r.pages or ""), str(r.chunks), r.path
+            r.doc_id,
+            r.title,
+            r.format,
+            r.language,
+            str(r.pages or ""),
+            str(r.chunks),
+            Path(r.path).name,
         )
     console.print(table)

@@ -116,7 +116,10 @@ def _make(document: Document, section: Section, text: str, ordinal: int) -> Chun
         title=document.title,
         path=document.path,
         page=section.page,
-        heading_path=section.heading_path,
+        # The document title is cited anyway: a top heading that repeats it adds nothing.
+        heading_path=section.heading_path[1:]
+        if section.heading_path[:1] == (document.title,)
+        else section.heading_path,
         # Per chunk: manuals mix languages (an English table in a German handbook).
         language=detect_language(text, document.language) if len(text) > 200 else document.language,
     )

@@ -131,10 +131,12 @@ def _outline(pdf: Any) -> dict[int, tuple[str, ...]]:
     except Exception:  # a broken outline must not lose the text
         return result
     for item in items:
-        title = (item.title or "").strip()
+        title = (item.get_title() or "").strip()
         level = int(item.level)
         stack[:] = stack[:level]
         stack.append(title)
-        if item.page_index is not None:
-            result[int(item.page_index)] = tuple(stack)
+        destination = item.get_dest()
+        index = destination.get_index() if destination is not None else None
+        if index is not None:
+            result[int(index)] = tuple(stack)
     return result

@@ -641,6 +641,7 @@ def build_pdf() -> bytes:
 
     for number, page in enumerate(PAGES, start=1):
         pdf.add_page()
+        pdf.start_section(page["heading"])  # PDF outline (bookmarks): headings for citations
         _heading(pdf, page["heading"])
         for kind, payload in page["blocks"]:
             if kind == "p":

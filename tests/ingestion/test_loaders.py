@@ -41,6 +41,10 @@ def test_sample_pdf_pages_are_physical_and_one_based() -> None:
     page2 = squash(document.sections[1].text)
     assert "Radschrauben" in page2 and "120 Nm" in page2
     assert "Füllmengen" in squash(document.sections[1].text)
+    # headings come from the PDF outline
+    assert document.sections[1].heading_path == (
+        "2 Technische Daten: Anzugsdrehmomente und Füllmengen",
+    )
 
 
 def test_markdown_heading_paths() -> None:

