@@ -1,0 +1,95 @@
+"""Chat through an Ollama server with the official `ollama` client (production: llama3.2:3b).
+
+Error translation is ours: the client raises `ConnectionError` for a refused connection on plain
+calls but lets `httpx.ConnectError` escape from streaming calls, and only once iteration starts;
+a missing model comes back as `ResponseError` with status 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from handbook.config import ChatSettings
+from handbook.errors import BackendUnavailable
+from handbook.registry import missing_extra
+from handbook.types import Message
+
+
+class OllamaChat:
+    def __init__(self, settings: ChatSettings) -> None:
+        try:
+            import ollama
+        except ImportError:
+            raise missing_extra("ollama", "ollama") from None
+        self._settings = settings
+        self.name = f"ollama:{settings.model}"
+        self._client = ollama.AsyncClient(host=settings.host, timeout=settings.timeout_s)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "num_ctx": self._settings.context_tokens,
+            "num_predict": self._settings.max_tokens,
+            "temperature": self._settings.temperature,
+            "seed": self._settings.seed,
+        }
+
+    def _translate(self, exc: BaseException) -> BackendUnavailable:
+        import httpx
+        import ollama
+
+        host, model = self._settings.host, self._settings.model
+        if isinstance(exc, ollama.ResponseError) and exc.status_code == 404:
+            return BackendUnavailable(
+                f"Ollama at {host} does not have the model {model!r}. Run: ollama pull {model}"
+            )
+        if isinstance(exc, ollama.ResponseError):
+            return BackendUnavailable(f"Ollama at {host} answered {exc.status_code}: {exc.error}")
+        if isinstance(exc, httpx.TimeoutException):
+            return BackendUnavailable(
+                f"Ollama at {host} did not answer within {self._settings.timeout_s:g} s "
+                "(chat.timeout_s). The model may still be loading; try again or raise the timeout."
+            )
+        return BackendUnavailable(
+            f"Ollama is not reachable at {host} ({type(exc).__name__}). Start it with "
+            "`ollama serve`, or set chat.host to where it runs."
+        )
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        import httpx
+        import ollama
+
+        payload = [{"role": str(m.role), "content": m.content} for m in messages]
+        try:
+            response = await self._client.chat(
+                model=self._settings.model,
+                messages=payload,
+                stream=True,
+                options=self._options(),
+                keep_alive=self._settings.keep_alive,
+            )
+            async for part in response:
+                piece = part.message.content
+                if piece:
+                    yield piece
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+            raise self._translate(exc) from exc
+
+    async def preload(self) -> None:
+        """Load the model into memory and keep it there for `keep_alive`."""
+        import httpx
+        import ollama
+
+        try:
+            await self._client.generate(
+                model=self._settings.model, prompt="", keep_alive=self._settings.keep_alive
+            )
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+            raise self._translate(exc) from exc
+
+    def count_tokens(self, text: str) -> int:
+        # Ollama has no tokenize route; ~4 characters per token is its documented estimate.
+        return max(1, len(text) // 4)
+
+    async def close(self) -> None:
+        await self._client.close()

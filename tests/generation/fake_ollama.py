@@ -1,0 +1,123 @@
+"""A local server speaking the Ollama routes Handbook uses, backed by the packaged GGUF model.
+
+Implements `POST /api/chat` (NDJSON streaming, or one JSON object) and `POST /api/generate`
+(preload) as documented in Ollama's API reference. Tokens come from the real SmolLM2 model
+through llama.cpp, so they really stream. Requests are recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from handbook.config import ChatSettings
+from handbook.types import Message, Role
+
+MODEL = "smollm2:135m"
+
+
+class FakeOllama:
+    def __init__(self, stall_s: float = 0.0) -> None:
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.stall_s = stall_s
+        self._backend: Any = None
+        self._lock = threading.Lock()
+
+    def tokens(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        from generation.llamacpp import LlamaCppChat
+
+        with self._lock:
+            if self._backend is None:
+                self._backend = LlamaCppChat(ChatSettings(max_tokens=max_tokens, temperature=0.0))
+            typed = [Message(Role(m["role"]), m["content"]) for m in messages]
+
+            async def collect() -> list[str]:
+                return [piece async for piece in self._backend.stream(typed)]
+
+            yield from asyncio.run(collect())
+
+    def close(self) -> None:
+        if self._backend is not None:
+            asyncio.run(self._backend.close())
+
+
+def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _json(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            fake.requests.append((self.path, body))
+            if fake.stall_s:
+                time.sleep(fake.stall_s)
+            model = body.get("model")
+            if model != MODEL:
+                self._json(404, {"error": f"model '{model}' not found"})
+                return
+            if self.path == "/api/generate":
+                self._json(200, {"model": model, "response": "", "done": True})
+                return
+            if self.path != "/api/chat":
+                self._json(404, {"error": "not found"})
+                return
+            limit = int((body.get("options") or {}).get("num_predict", 64))
+            pieces = fake.tokens(body["messages"], limit)
+            created = "2026-11-22T00:00:00Z"
+            if not body.get("stream", True):
+                text = "".join(pieces)
+                message = {"role": "assistant", "content": text}
+                self._json(
+                    200, {"model": model, "created_at": created, "message": message, "done": True}
+                )
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.end_headers()
+            for piece in pieces:
+                line = {
+                    "model": model,
+                    "created_at": created,
+                    "message": {"role": "assistant", "content": piece},
+                    "done": False,
+                }
+                self.wfile.write(json.dumps(line).encode() + b"\n")
+                self.wfile.flush()
+            final = {
+                "model": model,
+                "created_at": created,
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": "stop",
+            }
+            self.wfile.write(json.dumps(final).encode() + b"\n")
+
+    return Handler
+
+
+@contextmanager
+def serve(stall_s: float = 0.0) -> Iterator[tuple[str, FakeOllama]]:
+    fake = FakeOllama(stall_s)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        fake.close()

@@ -1,0 +1,105 @@
+"""Chat backends: llama.cpp in process, and Ollama over HTTP (fake server; real one when live)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import urllib.request
+
+import pytest
+
+from generation.base import CHAT_MODELS
+from handbook.config import ChatSettings
+from handbook.errors import BackendUnavailable
+from handbook.types import Message, Role
+from tests.generation.fake_ollama import MODEL, serve
+
+QUESTION = [
+    Message(Role.SYSTEM, "Answer briefly."),
+    Message(
+        Role.USER,
+        "Sources:\n[1] The HP-200 press reaches 210 bar.\n\nQuestion: What pressure does the HP-200 reach?",
+    ),
+]
+
+
+def collect(settings: ChatSettings) -> list[str]:
+    async def work() -> list[str]:
+        chat = CHAT_MODELS.create(settings.backend, settings)
+        try:
+            return [piece async for piece in chat.stream(QUESTION)]
+        finally:
+            await chat.close()
+
+    return asyncio.run(work())
+
+
+def test_llamacpp_streams_the_packaged_model() -> None:
+    pieces = collect(ChatSettings(backend="llamacpp", max_tokens=40, temperature=0.0))
+    assert len(pieces) > 3, "tokens arrive one by one"
+    assert "210" in "".join(pieces)
+
+
+def test_llamacpp_bad_model_path_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from handbook.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="neither a packaged model"):
+        collect(ChatSettings(backend="llamacpp", model=str(tmp_path / "missing.gguf")))
+
+
+def test_ollama_streams_and_sends_options_and_keep_alive() -> None:
+    with serve() as (url, fake):
+        settings = ChatSettings(
+            backend="ollama", model=MODEL, host=url, max_tokens=40, temperature=0.0
+        )
+        pieces = collect(settings)
+    assert len(pieces) > 3 and "210" in "".join(pieces)
+    path, body = fake.requests[-1]
+    assert path == "/api/chat" and body["stream"] is True
+    assert body["keep_alive"] == "30m"
+    assert body["options"]["num_ctx"] == settings.context_tokens
+    assert body["options"]["num_predict"] == 40
+    assert body["messages"][0] == {"role": "system", "content": "Answer briefly."}
+
+
+def test_ollama_missing_model_says_which_pull() -> None:
+    with serve() as (url, _):
+        with pytest.raises(BackendUnavailable, match="ollama pull llama3.2:3b"):
+            collect(ChatSettings(backend="ollama", model="llama3.2:3b", host=url))
+
+
+def test_ollama_down_is_actionable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(BackendUnavailable, match="ollama serve"):
+        collect(ChatSettings(backend="ollama", model=MODEL, host=f"http://127.0.0.1:{port}"))
+
+
+def test_ollama_timeout_is_actionable() -> None:
+    with serve(stall_s=3) as (url, _):
+        with pytest.raises(BackendUnavailable, match="did not answer within 1 s"):
+            collect(ChatSettings(backend="ollama", model=MODEL, host=url, timeout_s=1))
+
+
+def _ollama_host() -> str | None:
+    host = os.environ.get("OLLAMA_HOST")
+    if not host:
+        return None
+    host = host if host.startswith("http") else f"http://{host}"
+    try:
+        with urllib.request.urlopen(f"{host}/api/version", timeout=2):
+            return host
+    except OSError:
+        return None
+
+
+@pytest.mark.live
+def test_live_ollama_answers() -> None:
+    host = _ollama_host()
+    if host is None:
+        pytest.skip("no Ollama answers at OLLAMA_HOST")
+    model = os.environ.get("HANDBOOK_TEST_OLLAMA_MODEL", "llama3.2:3b")
+    pieces = collect(ChatSettings(backend="ollama", model=model, host=host, max_tokens=40))
+    assert "210" in "".join(pieces)
