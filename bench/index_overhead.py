@@ -67,7 +67,8 @@ async def run(copies: int, embedder_backend: str) -> None:
     print(f"| bare embedder (baseline) | {bare:.2f} | {len(texts) / bare:.1f} | 1.00x |")
     verdict = "ok" if ratio <= TARGET else "MISSED"
     print(
-        f"| handbook index | {full:.2f} | {len(texts) / full:.1f} | {ratio:.2f}x ({verdict}, target <= {TARGET}x) |"
+        f"| handbook index | {full:.2f} | {len(texts) / full:.1f} | "
+        f"{ratio:.2f}x ({verdict}, target <= {TARGET}x) |"
     )
     print(f"| handbook index, unchanged re-run | {rerun:.2f} | - | {rerun / bare:.2f}x |")
 

@@ -55,7 +55,8 @@ async def one(embedder: str, k: int, questions_path: Path, weight: float | None)
                 query_ms = (time.perf_counter() - started) / len(questions) * 1000
             rate = f"{report.embedded / index_s:.1f}" if report.embedded else "-"
             rows.append(
-                f"| {embedder} | {mode} | {fusion} {settings.retrieval.sparse_weight:g} | {scores.hit_at_k():.2f} | "
+                f"| {embedder} | {mode} | {fusion} {settings.retrieval.sparse_weight:g} | "
+                f"{scores.hit_at_k():.2f} | "
                 f"{scores.hit_at_k(cross=False):.2f} | {scores.hit_at_k(cross=True):.2f} | "
                 f"{scores.mrr():.2f} | {rate} | {query_ms:.0f} |"
             )

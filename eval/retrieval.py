@@ -78,19 +78,19 @@ class RetrievalScores:
     results: tuple[QuestionResult, ...]
     k: int
 
-    def _answerable(self, cross: bool | None = None) -> list[QuestionResult]:
+    def _answerable(self, *, cross: bool | None = None) -> list[QuestionResult]:
         return [
             r
             for r in self.results
             if r.question.answerable and (cross is None or r.question.cross_lingual == cross)
         ]
 
-    def hit_at_k(self, cross: bool | None = None) -> float:
-        rows = self._answerable(cross)
+    def hit_at_k(self, *, cross: bool | None = None) -> float:
+        rows = self._answerable(cross=cross)
         return sum(r.rank is not None for r in rows) / len(rows) if rows else 0.0
 
-    def mrr(self, cross: bool | None = None) -> float:
-        rows = self._answerable(cross)
+    def mrr(self, *, cross: bool | None = None) -> float:
+        rows = self._answerable(cross=cross)
         return sum(1 / r.rank for r in rows if r.rank) / len(rows) if rows else 0.0
 
     def misses(self) -> list[QuestionResult]:

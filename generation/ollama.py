@@ -92,4 +92,4 @@ class OllamaChat:
         return max(1, len(text) // 4)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._client.close()  # type: ignore[no-untyped-call]  # unannotated upstream

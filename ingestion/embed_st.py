@@ -79,4 +79,5 @@ class SentenceTransformerEmbedder:
 
     async def embed_query(self, text: str) -> Vectors:
         vectors = await asyncio.to_thread(self._encode, [self._settings.query_prefix + text])
-        return vectors[0]
+        first: Vectors = vectors[0]
+        return first

@@ -26,20 +26,20 @@ def load_document(path: Path, doc_id: str, sha256: str) -> Document:
     head = _head(path)
     _check_signature(suffix, head)
     title, fmt, sections = loader(path)
-    sections = tuple(s for s in sections if s.text.strip())
-    if not sections:
+    kept = tuple(s for s in sections if s.text.strip())
+    if not kept:
         raise LoaderError(
             "no text found"
             + (" (a scanned PDF? run OCR on it first, e.g. ocrmypdf)" if fmt == "pdf" else "")
         )
-    sample = " ".join(s.text for s in sections[:20])[:5000]
+    sample = " ".join(s.text for s in kept[:20])[:5000]
     return Document(
         doc_id=doc_id,
         path=str(path),
         title=title or path.stem,
         format=fmt,
         sha256=sha256,
-        sections=sections,
+        sections=kept,
         language=detect_language(sample),
     )
 
@@ -226,7 +226,8 @@ def load_html(path: Path) -> tuple[str, str, list[Section]]:
             flush()
             level = int(name[1])
             heading = node.get_text(" ", strip=True)
-            anchor = node.get("id") or (node.find_parent(id=True) or {}).get("id")
+            parent = node.find_parent(id=True)
+            anchor = node.get("id") or (parent.get("id") if parent is not None else None)
             stack[:] = [s for s in stack if s[0] < level][: HEADING_LIMIT - 1]
             stack.append((level, heading, str(anchor) if anchor else None))
             if not title and level == 1:

@@ -52,8 +52,10 @@ def clean_page_text(text: str) -> str:
 
     NFC, not NFKC: NFKC would turn "mm²" into "mm2" and "µ" into Greek "μ".
 
-    >>> clean_page_text("Kraftstoﬀﬁlter: Drehmo\ufffement\u00ad schlüssel, Brems\ufffeund Kfz\ufffeWerkstatt, 2,5 mm²")
-    'Kraftstofffilter: Drehmoment schlüssel, Brems- und Kfz-Werkstatt, 2,5 mm²'
+    >>> clean_page_text("Kraftstoﬀﬁlter: Drehmo\ufffement, Brems\ufffeund Kfz\ufffeWerkstatt")
+    'Kraftstofffilter: Drehmoment, Brems- und Kfz-Werkstatt'
+    >>> clean_page_text("Ab\u00adschnitt 2,5 mm²")
+    'Abschnitt 2,5 mm²'
     """
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -26,6 +26,7 @@ from ingestion.base import Embedder
 from ingestion.chunking import chunk_document, embedding_text
 from ingestion.doc_registry import STAGE_VECTORS, DocumentRecord, DocumentRegistry
 from ingestion.loaders import load_document
+from ingestion.progress import Progress
 from retrieval import sparse
 from retrieval.base import VectorStore
 
@@ -65,15 +66,6 @@ class IndexReport:
     @property
     def embedded(self) -> int:
         return sum(o.embedded for o in self.outcomes)
-
-
-class Progress:
-    """What the pipeline reports while it works; the CLI draws bars from it."""
-
-    def files(self, total: int) -> None: ...
-    def file_done(self, path: str) -> None: ...
-    def chunks_planned(self, count: int) -> None: ...
-    def chunks_done(self, count: int) -> None: ...
 
 
 def doc_id_for(path: Path) -> str:

@@ -15,7 +15,7 @@ import hashlib
 import re
 import threading
 import unicodedata
-from collections import Counter
+from collections import defaultdict
 from functools import lru_cache
 from typing import Any
 
@@ -161,14 +161,14 @@ def term_id(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=4).digest(), "little")
 
 
-def terms(text: str, language: Language) -> Counter[str]:
+def terms(text: str, language: Language) -> dict[str, float]:
     """Weighted terms of a text (weights before saturation).
 
     >>> t = terms("Die Radschrauben mit 120 Nm anziehen", "de")
     >>> t["w:radschrauben"], t["s:radschraub"] > 0, "w:die" in t
     (1.0, True, False)
     """
-    counts: Counter[str] = Counter()
+    counts: defaultdict[str, float] = defaultdict(float)
     lowered = unicodedata.normalize("NFKC", text).lower()
     stemmer = _stemmer(language)
     for match in _WORD.finditer(lowered):

@@ -132,10 +132,8 @@ def test_index_reports_failures_in_summary_and_exit_code(tmp_path: Path) -> None
     files = {Path(f["path"]).name: f for f in json.loads(result.stdout)["files"]}
     assert files["ok.md"]["status"] == "indexed"
     assert (
-        files["bad.pdf"]["status"] == "failed"
-        and "not a PDF" in files["bad.pdf"]["reason"]
-        or "content is text" in files["bad.pdf"]["reason"]
-    )
+        files["bad.pdf"]["status"] == "failed" and "not a PDF" in files["bad.pdf"]["reason"]
+    ) or "content is text" in files["bad.pdf"]["reason"]
 
 
 def test_ask_before_indexing_says_what_to_do(tmp_path: Path) -> None:

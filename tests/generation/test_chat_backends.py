@@ -19,7 +19,8 @@ QUESTION = [
     Message(Role.SYSTEM, "Answer briefly."),
     Message(
         Role.USER,
-        "Sources:\n[1] The HP-200 press reaches 210 bar.\n\nQuestion: What pressure does the HP-200 reach?",
+        "Sources:\n[1] The HP-200 press reaches 210 bar.\n\n"
+        "Question: What pressure does the HP-200 reach?",
     ),
 ]
 
@@ -64,9 +65,8 @@ def test_ollama_streams_and_sends_options_and_keep_alive() -> None:
 
 
 def test_ollama_missing_model_says_which_pull() -> None:
-    with serve() as (url, _):
-        with pytest.raises(BackendUnavailable, match="ollama pull llama3.2:3b"):
-            collect(ChatSettings(backend="ollama", model="llama3.2:3b", host=url))
+    with serve() as (url, _), pytest.raises(BackendUnavailable, match=r"ollama pull llama3\.2:3b"):
+        collect(ChatSettings(backend="ollama", model="llama3.2:3b", host=url))
 
 
 def test_ollama_down_is_actionable() -> None:
@@ -78,9 +78,8 @@ def test_ollama_down_is_actionable() -> None:
 
 
 def test_ollama_timeout_is_actionable() -> None:
-    with serve(stall_s=3) as (url, _):
-        with pytest.raises(BackendUnavailable, match="did not answer within 1 s"):
-            collect(ChatSettings(backend="ollama", model=MODEL, host=url, timeout_s=1))
+    with serve(stall_s=3) as (url, _), pytest.raises(BackendUnavailable, match="within 1 s"):
+        collect(ChatSettings(backend="ollama", model=MODEL, host=url, timeout_s=1))
 
 
 def _ollama_host() -> str | None:

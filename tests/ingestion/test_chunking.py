@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from handbook.config import ChunkingSettings
 from handbook.types import Document, Section
 from ingestion.chunking import chunk_document, count_tokens, split_section
@@ -12,7 +14,7 @@ def test_chunks_respect_budget_and_overlap() -> None:
     assert len(chunks) > 3
     assert all(count_tokens(c) <= 40 for c in chunks)
     # consecutive chunks share their boundary sentence (overlap)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.splitlines()[-1] in after
     joined = " ".join(" ".join(c.split()) for c in chunks)
     assert all(s in joined for s in sentences), "no text is lost"
