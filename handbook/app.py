@@ -51,9 +51,8 @@ class HomeLock:
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(
-            f"pid {os.getpid()} ({' '.join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:2])})"
-        )
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]])
+        handle.write(f"pid {os.getpid()} ({command})")
         handle.flush()
         self._file = handle
 
@@ -132,6 +131,17 @@ class Handbook:
             await store.open(dim)
             self._store = store
         return self._store
+
+    async def reset(self) -> None:
+        """Delete the whole index: the store's collection and the document registry."""
+        store = await self.store()
+        await store.drop()
+        self._store = None
+        self.registry.close()
+        self._registry = None
+        path = self.settings.registry_path
+        for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            candidate.unlink(missing_ok=True)
 
     def chat(self) -> ChatModel:
         if self._chat is None:

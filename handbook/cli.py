@@ -364,19 +364,12 @@ def config_example() -> None:
 @click.pass_context
 def reset(ctx: click.Context, yes: bool) -> None:
     """Delete the whole index (vectors and registry) in the data folder."""
-    import shutil
-
     home = ctx.obj.settings.home
     if not yes:
         click.confirm(f"Delete the index in {home}?", abort=True)
 
     async def work(hb: Handbook) -> None:
-        for path in (hb.settings.store_path, hb.settings.registry_path):
-            if path.is_dir():
-                shutil.rmtree(path)
-            for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                if candidate.is_file():
-                    candidate.unlink()
+        await hb.reset()
 
     run(ctx, work)
     click.echo(f"Index in {home} deleted.")

@@ -126,6 +126,9 @@ class DocumentRegistry:
             (doc_id, stage, sha256, detail, time.time()),
         )
 
+    def forget_stages(self) -> None:
+        self._db.execute("DELETE FROM stages")
+
     def remove(self, doc_id: str) -> None:
         self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 

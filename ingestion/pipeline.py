@@ -151,6 +151,10 @@ class Indexer:
     async def index(self, root: Path, progress: Progress | None = None) -> IndexReport:
         started = time.perf_counter()
         progress = progress or Progress()
+        if await self._store.count() == 0:
+            # The store was emptied behind the registry's back (its folder deleted, a new
+            # server): forget finished stages so every document is embedded again.
+            self._registry.forget_stages()
         files, problems, vanished = await asyncio.to_thread(self._scan, root)
         report = IndexReport(outcomes=list(problems))
         progress.files(len(files))

@@ -72,6 +72,10 @@ class VectorStore(Protocol):
         """Number of stored chunks."""
         ...
 
+    async def drop(self) -> None:
+        """Delete the whole collection (`handbook reset`); the store is closed afterwards."""
+        ...
+
 
 STORES: Registry[VectorStore] = Registry("vector store")
 

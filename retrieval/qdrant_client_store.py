@@ -192,6 +192,10 @@ class QdrantClientStore:
         query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
         return await self._thread.run(self._query, query, SPARSE, limit, where)
 
+    async def drop(self) -> None:
+        await self._thread.run(self._client.delete_collection, self._collection)
+        await self.close()
+
     def _count(self) -> int:
         return int(self._client.count(self._collection, exact=True).count)
 

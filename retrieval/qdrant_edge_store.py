@@ -189,6 +189,12 @@ class QdrantEdgeStore:
         query = qe.Query.Nearest(sparse, using=SPARSE)
         return await self._thread.run(self._query, query, limit, where)
 
+    async def drop(self) -> None:
+        import shutil
+
+        await self.close()
+        shutil.rmtree(self._path, ignore_errors=True)
+
     def _count(self) -> int:
         import qdrant_edge as qe
 

@@ -118,6 +118,25 @@ def test_bad_files_are_reported_and_nothing_stored_is_lost(
     assert state(settings)[1] == count_before
 
 
+def test_reset_and_a_store_emptied_behind_the_registry(settings: Settings, tmp_path: Path) -> None:
+    import shutil
+
+    corpus = small_corpus(tmp_path / "docs")
+    first = index(settings, corpus)
+    shutil.rmtree(settings.store_path)  # the vectors vanish, the registry stays
+    again = index(settings, corpus)
+    assert again.embedded == first.embedded, "everything is embedded again, not skipped"
+    assert state(settings)[1] == first.embedded
+
+    async def reset() -> None:
+        async with Handbook(settings) as hb:
+            await hb.reset()
+
+    asyncio.run(reset())
+    assert state(settings) == (set(), 0, [])
+    assert index(settings, corpus).count(Status.INDEXED) == 2
+
+
 def test_second_process_gets_a_clear_lock_message(settings: Settings) -> None:
     async def work() -> None:
         async with Handbook(settings):

@@ -99,4 +99,12 @@ def test_store_contract(backend: str, tmp_path: Path) -> None:
                 await other.open(DIM * 2)
             await other.close()
 
+        dropped = make_store(backend, tmp_path / "q")
+        await dropped.open(DIM)
+        await dropped.drop()
+        fresh = make_store(backend, tmp_path / "q")
+        await fresh.open(DIM)
+        assert await fresh.count() == 0
+        await fresh.close()
+
     asyncio.run(scenario())

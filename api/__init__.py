@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): routes only; services come from handbook.app (not built yet)."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: task-prefixed datasets, LoRA/QLoRA training, adapters (not built yet)."""
