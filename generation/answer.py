@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from generation.base import ChatModel
+from generation.grounding import is_supported, quote_sources
 from generation.prompts import NOT_FOUND, build_messages, is_refusal
 from handbook.types import (
     Answer,
@@ -34,7 +36,14 @@ class Done:
     answer: Answer
 
 
-AnswerEvent = Retrieved | Token | Done
+@dataclass(frozen=True)
+class Replaced:
+    """The streamed answer was not supported by the sources; this text replaces it."""
+
+    text: str
+
+
+AnswerEvent = Retrieved | Token | Replaced | Done
 
 
 def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
@@ -70,7 +79,7 @@ class RepeatGuard:
     def feed(self, piece: str) -> bool:
         """False once the text has started repeating a complete line."""
         self._line += piece
-        *complete, self._line = self._line.split("\n")
+        *complete, self._line = re.split(r"(?<=[.!?])\s+|\n", self._line)
         for line in complete:
             key = " ".join(line.split()).lower()
             if len(key) < self.MIN_LINE:
@@ -119,8 +128,12 @@ class Answerer:
                 yield Token(piece)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]  # an async generator
-        text = "".join(parts).strip()
-        found = bool(text) and not is_refusal(text)
+        generated = "".join(parts).strip()
+        found = bool(generated) and not is_refusal(generated)
+        text = generated
+        if found and not is_supported(generated, question, result.passages, language):
+            text = quote_sources(question, result.passages, language)
+            yield Replaced(text)
         yield Done(
             Answer(
                 question,
@@ -129,6 +142,7 @@ class Answerer:
                 found=found,
                 citations=citations(result.passages) if found else (),
                 model=self._chat.name,
+                model_answer=generated,
             )
         )
 

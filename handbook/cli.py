@@ -174,6 +174,7 @@ def _answer_json(answer: Answer) -> dict[str, Any]:
         "language": answer.language,
         "found": answer.found,
         "model": answer.model,
+        "model_answer": answer.model_answer,
         "citations": [asdict(c) for c in answer.citations],
     }
 
@@ -251,7 +252,7 @@ def ask(
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the indexed manuals, with sources (document, page)."""
-    from generation.answer import Done, Token
+    from generation.answer import Done, Replaced, Token
     from handbook.render import print_sources
 
     questions = list(_questions(question, batch))
@@ -263,6 +264,9 @@ def ask(
             async for event in answerer.stream(q, k=k, where=where, mode=mode):  # type: ignore[arg-type]
                 if isinstance(event, Token) and not as_json:
                     click.echo(event.text, nl=False)
+                elif isinstance(event, Replaced) and not as_json:
+                    click.echo("\n")
+                    click.echo(event.text)
                 elif isinstance(event, Done):
                     if as_json:
                         click.echo(json.dumps(_answer_json(event.answer), ensure_ascii=False))

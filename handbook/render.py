@@ -94,7 +94,7 @@ def index_summary(report: IndexReport) -> None:
     }
     for o in report.outcomes:
         style = colours.get(o.status, "")
-        table.add_row(f"[{style}]{o.status}[/]", o.path, str(o.chunks or ""), o.reason)
+        table.add_row(f"[{style}]{o.status}[/]", _short(o.path), str(o.chunks or ""), o.reason)
     console.print(table)
     counts = ", ".join(f"{report.count(s)} {s}" for s in Status if report.count(s)) or "no files"
     console.print(f"{counts}; {report.embedded} chunks embedded in {report.seconds:.1f} s.")
@@ -104,10 +104,18 @@ def index_summary(report: IndexReport) -> None:
         )
 
 
-def _location(page: int | None, section: str) -> str:
+def _short(path: str) -> str:
+    """A path relative to the working folder when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _location(page: int | None, section: str, language: str = "en") -> str:
     parts = []
     if page is not None:
-        parts.append(f"p. {page}")
+        parts.append(f"{'S.' if language == 'de' else 'p.'} {page}")
     if section:
         parts.append(section)
     return ", ".join(parts)
@@ -134,7 +142,9 @@ def print_sources(answer: Answer) -> None:
     label = "Quellen" if answer.language == "de" else "Sources"
     console.print(f"\n[bold]{label}[/]")
     for c in answer.citations:
-        console.print(f"  [{c.n}] {c.title} — {_location(c.page, c.section)}  [dim]{c.path}[/]")
+        where = _location(c.page, c.section, answer.language)
+        console.print(f"  [{c.n}] {c.title}" + (f", {where}" if where else ""), highlight=False)
+        console.print(f"      [dim]{_short(c.path)}[/]", highlight=False)
 
 
 def docs_table(records: list[DocumentRecord]) -> None:

@@ -134,3 +134,6 @@ class Answer:
     found: bool
     citations: tuple[Citation, ...]
     model: str = ""
+    model_answer: str = ""
+    """What the model generated; differs from `answer` when that was replaced by quotes from
+    the sources because the sources did not support it."""

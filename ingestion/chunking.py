@@ -20,7 +20,12 @@ from handbook.types import Chunk, Document, Section
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PARAGRAPH = re.compile(r"\n\s*\n")
-_SENTENCE = re.compile(r"(?<=[.!?:;])\s+(?=[\wÄÖÜ(\"„])")
+# A sentence ends at . ! ? : ; followed by space and a word, except after a list number
+# ("3.") or a common abbreviation ("ca.", "bzw.").
+_SENTENCE = re.compile(
+    r"(?<=[.!?:;])(?<!\b\d\.)(?<!\b\d\d\.)(?<!ca\.)(?<!bzw\.)(?<!usw\.)(?<!Nr\.)(?<!z\.B\.)"
+    r"(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(\s+)(?=[\wÄÖÜ(\"„])"
+)
 
 
 def count_tokens(text: str) -> int:
@@ -31,18 +36,34 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def sentences(paragraph: str) -> list[str]:
+    r"""Sentences with the whitespace that followed them, so joining restores the text.
+
+    >>> sentences("3. Rad ab. Die Schrauben ca. 120 Nm.\nFertig")
+    ['3. Rad ab. ', 'Die Schrauben ca. 120 Nm.\n', 'Fertig']
+    """
+    parts = _SENTENCE.split(paragraph)
+    return [
+        parts[i] + (parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)
+    ]
+
+
 def _pieces(text: str, max_tokens: int) -> Iterator[str]:
-    """Split text into pieces of at most max_tokens, preferring paragraph, sentence, word ends."""
+    """Pieces of at most max_tokens, preferring paragraph, sentence, then word ends.
+
+    Each piece keeps its trailing whitespace: concatenating pieces gives back the text.
+    """
     for paragraph in _PARAGRAPH.split(text):
         paragraph = paragraph.strip()
         if not paragraph:
             continue
         if count_tokens(paragraph) <= max_tokens:
-            yield paragraph
+            yield paragraph + "\n\n"
             continue
-        for sentence in _SENTENCE.split(paragraph):
+        pieces: list[str] = []
+        for sentence in sentences(paragraph):
             if count_tokens(sentence) <= max_tokens:
-                yield sentence
+                pieces.append(sentence)
                 continue
             words = sentence.split()
             start = 0
@@ -53,10 +74,10 @@ def _pieces(text: str, max_tokens: int) -> Iterator[str]:
                     if size > max_tokens and end > start:
                         break
                     end += 1
-                if end == start:
-                    end = start + 1
-                yield " ".join(words[start:end])
-                start = end
+                pieces.append(" ".join(words[start : max(end, start + 1)]) + " ")
+                start = max(end, start + 1)
+        pieces[-1] = pieces[-1].rstrip() + "\n\n"
+        yield from pieces
 
 
 def _hard_split(piece: str, max_tokens: int) -> Iterator[str]:
@@ -76,7 +97,7 @@ def split_section(text: str, settings: ChunkingSettings) -> list[str]:
         for piece in _hard_split(raw, budget) if count_tokens(raw) > budget else (raw,):
             n = count_tokens(piece)
             if current and size + n > budget:
-                chunks.append("\n".join(p for p, _ in current))
+                chunks.append("".join(p for p, _ in current).strip())
                 # Carry whole trailing pieces up to the overlap budget into the next chunk.
                 carried: list[tuple[str, int]] = []
                 carried_size = 0
@@ -91,7 +112,7 @@ def split_section(text: str, settings: ChunkingSettings) -> list[str]:
             current.append((piece, n))
             size += n
     if current:
-        chunks.append("\n".join(p for p, _ in current))
+        chunks.append("".join(p for p, _ in current).strip())
     return chunks
 
 

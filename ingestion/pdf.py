@@ -35,6 +35,8 @@ _LIGATURES = str.maketrans(
 # After these words a line-end hyphen is a real one: "Brems-\nund Kupplungsflüssigkeit".
 _CONJUNCTION = re.compile(r"(?:und|oder|bzw|sowie|bis|als|wie|and|or|nor|to|as)\b")
 _EOL_HYPHEN = re.compile(r"(?<=[^\W\d_])-[ \t]*\n\s*(?=\w)")
+_LONE_MARKER = re.compile(r"^(\d{1,3}[.)]|[-•–])\n(?=\S)", re.MULTILINE)
+_WRAPPED = re.compile(r"(?<=[^\s.:;!?])\n(?=[a-zäöüß(])")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
 
 
@@ -48,7 +50,7 @@ def _eol_hyphen(match: re.Match[str]) -> str:
 
 
 def clean_page_text(text: str) -> str:
-    """Normalise extracted text: ligatures, hyphenation, soft hyphens, line ends, spaces.
+    r"""Normalise extracted text: ligatures, hyphenation, soft hyphens, line ends, spaces.
 
     NFC, not NFKC: NFKC would turn "mm²" into "mm2" and "µ" into Greek "μ".
 
@@ -56,6 +58,8 @@ def clean_page_text(text: str) -> str:
     'Kraftstofffilter: Drehmoment, Brems- und Kfz-Werkstatt'
     >>> clean_page_text("Ab\u00adschnitt 2,5 mm²")
     'Abschnitt 2,5 mm²'
+    >>> clean_page_text("3.\nRäder montieren und die\nschrauben anziehen.\nEnde")
+    '3. Räder montieren und die schrauben anziehen.\nEnde'
     """
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -66,7 +70,60 @@ def clean_page_text(text: str) -> str:
     text = _SPACES.sub(" ", text)
     text = re.sub(r" *\n *", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
+    # A list number set apart from its item ("3.\nRad abnehmen") and a line that wraps in
+    # the middle of a sentence ("die\nRadschrauben lösen" is kept: German nouns are
+    # capitalised, so only a lowercase continuation is joined).
+    text = _LONE_MARKER.sub(r"\1 ", text)
+    text = _WRAPPED.sub(" ", text)
     return text.strip()
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\d+", "#", line.strip().lower())
+
+
+def _edges(lines: list[str], edge: int) -> list[tuple[int, str]]:
+    """(position, key) of the first and last `edge` lines; position -1 is the last line."""
+    top = [(i, _line_key(line)) for i, line in enumerate(lines[:edge])]
+    bottom = [(-1 - i, _line_key(line)) for i, line in enumerate(reversed(lines[-edge:]))]
+    return top + bottom
+
+
+def strip_running_lines(sections: list[Section], edge: int = 2) -> list[Section]:
+    r"""Remove running headers and footers ("Seite 3 von 8"): lines at the same place among
+    the first or last `edge` lines of a page that recur (numbers ignored) on at least 60 % of
+    3+ pages. They would otherwise be embedded with every chunk and dilute it.
+
+    >>> pages = [Section(f"Handbuch X\n{t}\nmehr {t}\nnoch {t}\nSeite {i} von 3", i)
+    ...          for i, t in enumerate(("Rad", "Öl", "Bremse"), start=1)]
+    >>> [s.text.replace("\n", " / ") for s in strip_running_lines(pages)]
+    ['Rad / mehr Rad / noch Rad', 'Öl / mehr Öl / noch Öl', 'Bremse / mehr Bremse / noch Bremse']
+    """
+    if len(sections) < 3:
+        return sections
+    counts: dict[tuple[int, str], int] = {}
+    for section in sections:
+        lines = [line for line in section.text.split("\n") if line.strip()]
+        if len(lines) > 2 * edge:
+            for key in set(_edges(lines, edge)):
+                counts[key] = counts.get(key, 0) + 1
+    running = {key for key, n in counts.items() if n >= 0.6 * len(sections)}
+    if not running:
+        return sections
+    cleaned = []
+    for section in sections:
+        lines = [line for line in section.text.split("\n") if line.strip()]
+        if len(lines) <= 2 * edge:
+            cleaned.append(section)
+            continue
+        drop = {
+            pos if pos >= 0 else len(lines) + pos
+            for pos, key in _edges(lines, edge)
+            if (pos, key) in running
+        }
+        kept = [line for i, line in enumerate(lines) if i not in drop]
+        cleaned.append(Section("\n".join(kept), section.page, section.heading_path))
+    return cleaned
 
 
 def read_pdf(path: Path) -> tuple[str, str, list[Section]]:
@@ -115,6 +172,7 @@ def _read(path: Path) -> tuple[str, str, list[Section]]:
                 page.close()
             heading = outline.get(index, heading)
             sections.append(Section(text, index + 1, heading))
+        sections = strip_running_lines(sections)
         if images and not any(s.text for s in sections):
             raise LoaderError(
                 "the PDF has no text layer (a scan?); run OCR first, e.g. `ocrmypdf in.pdf out.pdf`"

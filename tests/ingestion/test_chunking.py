@@ -15,7 +15,8 @@ def test_chunks_respect_budget_and_overlap() -> None:
     assert all(count_tokens(c) <= 40 for c in chunks)
     # consecutive chunks share their boundary sentence (overlap)
     for before, after in itertools.pairwise(chunks):
-        assert before.splitlines()[-1] in after
+        tail = before[-10:]
+        assert tail in after[: len(after) // 2], (before, after)
     joined = " ".join(" ".join(c.split()) for c in chunks)
     assert all(s in joined for s in sentences), "no text is lost"
 

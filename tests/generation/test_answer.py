@@ -1,0 +1,103 @@
+"""The answer service over the real index, with a scripted chat model registered through the real
+registry (the model's words are the input under test here; the real models are tested in
+test_chat_backends.py and test_cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from generation.answer import Done, Replaced, Token
+from generation.base import CHAT_MODELS
+from handbook.app import Handbook
+from handbook.config import ChatSettings
+from handbook.types import Answer, Message
+from tests.conftest import make_settings
+
+
+class ScriptedChat:
+    """Answers with a fixed text, token by token; records what it was asked."""
+
+    script = ""
+    calls: ClassVar[list[Sequence[Message]]] = []
+
+    def __init__(self, settings: ChatSettings) -> None:
+        self.name = "scripted"
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        ScriptedChat.calls.append(messages)
+        for word in ScriptedChat.script.split(" "):
+            yield word + " "
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[type[ScriptedChat]]:
+    CHAT_MODELS.register("scripted", ScriptedChat)
+    ScriptedChat.calls = []
+    yield ScriptedChat
+    CHAT_MODELS.unregister("scripted")
+
+
+def ask(home: Path, question: str) -> tuple[Answer, list[object]]:
+    async def work() -> tuple[Answer, list[object]]:
+        settings = make_settings(home, CHAT__BACKEND="scripted")
+        async with Handbook(settings) as hb:
+            events = [e async for e in (await hb.answerer()).stream(question)]
+        done = events[-1]
+        assert isinstance(done, Done)
+        return done.answer, events
+
+    return asyncio.run(work())
+
+
+def test_supported_answer_is_kept_with_citations(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.script = "The HP-200 press reaches a maximum pressure of 210 bar [1]."
+    answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
+    assert answer.found and answer.answer == scripted.script
+    assert not any(isinstance(e, Replaced) for e in events)
+    assert any(c.path.endswith("hydraulic_press_hp200.md") for c in answer.citations)
+    prompt = scripted.calls[0][-1].content
+    assert "<sources>" in prompt and "[1]" in prompt, "numbered, delimited sources"
+    assert "Answer in English" in scripted.calls[0][0].content
+
+
+def test_invented_number_is_replaced_by_quotes_from_the_sources(
+    indexed_home: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    scripted.script = "Die Radschrauben werden mit 95 Nm angezogen."
+    answer, events = ask(indexed_home, "Mit welchem Drehmoment werden die Radschrauben angezogen?")
+    assert any(isinstance(e, Replaced) for e in events)
+    assert answer.model_answer == scripted.script
+    assert "95 Nm" not in answer.answer and "Handbücher sagen" in answer.answer
+    assert "[1]" in answer.answer or "[2]" in answer.answer
+    assert "Antworte auf Deutsch" in scripted.calls[0][0].content
+
+
+def test_loops_are_cut_at_the_first_repetition(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.script = "Check the oil level. " * 30
+    _, events = ask(indexed_home, "How do I check the hydraulic oil level of the HP-200?")
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    assert streamed.count("Check the oil level.") == 1
+
+
+def test_off_topic_question_is_declined_without_the_model(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    answer, _ = ask(indexed_home, "Who won the football world cup in 1954?")
+    assert not answer.found and answer.citations == ()
+    assert "do not contain" in answer.answer
+    assert scripted.calls == [], "the model is not asked"
+
+
+def test_model_refusal_means_not_found(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.script = "The manuals do not cover this question."
+    answer, _ = ask(indexed_home, "What is the towing capacity of the Kompakt 3?")
+    assert not answer.found and answer.citations == ()
