@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -39,6 +40,26 @@ class Loader(Protocol):
 
 
 EMBEDDERS: Registry[Embedder] = Registry("embedder")
+
+
+class BlockingEmbedder:
+    """Base for embedders whose library encodes synchronously: runs `_encode` off the event
+    loop and applies the configured query/document prefixes."""
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self._settings = settings
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        raise NotImplementedError
+
+    async def embed_documents(self, texts: list[str]) -> Vectors:
+        prefixed = [self._settings.document_prefix + t for t in texts]
+        return await asyncio.to_thread(self._encode, prefixed)
+
+    async def embed_query(self, text: str) -> Vectors:
+        vectors = await asyncio.to_thread(self._encode, [self._settings.query_prefix + text])
+        first: Vectors = vectors[0]
+        return first
 
 
 def normalise(vectors: npt.NDArray[np.floating]) -> Vectors:

@@ -49,7 +49,7 @@ def sentences(paragraph: str) -> list[str]:
 
 
 def _pieces(text: str, max_tokens: int) -> Iterator[str]:
-    """Pieces of at most max_tokens, preferring paragraph, sentence, then word ends.
+    """Pieces of at most max_tokens, preferring paragraph, line, sentence, then word ends.
 
     Each piece keeps its trailing whitespace: concatenating pieces gives back the text.
     """
@@ -61,7 +61,15 @@ def _pieces(text: str, max_tokens: int) -> Iterator[str]:
             yield paragraph + "\n\n"
             continue
         pieces: list[str] = []
-        for sentence in sentences(paragraph):
+        # Lines first (table rows and list items stay whole), then sentences of long lines.
+        units: list[str] = []
+        for line in paragraph.split("\n"):
+            if count_tokens(line) <= max_tokens:
+                units.append(line + "\n")
+            else:
+                units += sentences(line)
+                units[-1] = units[-1].rstrip() + "\n"
+        for sentence in units:
             if count_tokens(sentence) <= max_tokens:
                 pieces.append(sentence)
                 continue

