@@ -28,7 +28,7 @@ def _get() -> Any:
         return _identifier
 
 
-def detect_language(text: str, default: Language = "en") -> Language:
+def detect_language(text: str, default: Language = "en", sample: int = 4000) -> Language:
     """Return "de" or "en" for a text; `default` when there is nothing to judge.
 
     >>> detect_language("Wie viel Drehmoment für die Radschrauben?")
@@ -36,10 +36,10 @@ def detect_language(text: str, default: Language = "en") -> Language:
     >>> detect_language("torque for the wheel bolts")
     'en'
     """
-    sample = text[:4000].strip()
-    if not re.search(r"[^\W\d_]{2,}", sample):
+    text = text[:sample].strip()
+    if not re.search(r"[^\W\d_]{2,}", text):
         return default
-    if len(sample) < 60 and _GERMAN_HINTS.search(sample):
+    if len(text) < 60 and _GERMAN_HINTS.search(text):
         return "de"
-    lang, _ = _get().classify(sample)
+    lang, _ = _get().classify(text)
     return "de" if lang == "de" else "en"

@@ -102,8 +102,13 @@ def split_section(text: str, settings: ChunkingSettings) -> list[str]:
     current: list[tuple[str, int]] = []
     size = 0
     for raw in _pieces(text, budget):
-        for piece in _hard_split(raw, budget) if count_tokens(raw) > budget else (raw,):
-            n = count_tokens(piece)
+        raw_size = count_tokens(raw)
+        parts = (
+            [(p, count_tokens(p)) for p in _hard_split(raw, budget)]
+            if raw_size > budget
+            else [(raw, raw_size)]
+        )
+        for piece, n in parts:
             if current and size + n > budget:
                 chunks.append("".join(p for p, _ in current).strip())
                 # Carry whole trailing pieces up to the overlap budget into the next chunk.
@@ -150,7 +155,12 @@ def _make(document: Document, section: Section, text: str, ordinal: int) -> Chun
         if section.heading_path[:1] == (document.title,)
         else section.heading_path,
         # Per chunk: manuals mix languages (an English table in a German handbook).
-        language=detect_language(text, document.language) if len(text) > 200 else document.language,
+        # 800 characters decide the language; more only costs time (it is per chunk).
+        language=(
+            detect_language(text, document.language, sample=800)
+            if len(text) > 200
+            else document.language
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from handbook.config import Settings
 from handbook.errors import HandbookError, LoaderError
-from handbook.types import Chunk
+from handbook.types import Chunk, SparseVector
 from ingestion.base import Embedder
 from ingestion.chunking import chunk_document, embedding_text
 from ingestion.doc_registry import STAGE_VECTORS, DocumentRecord, DocumentRegistry
@@ -135,6 +135,20 @@ def _walk(root: Path, problems: list[FileOutcome]) -> Iterator[tuple[str, list[s
     yield from os.walk(root, followlinks=True, onerror=on_error)
 
 
+@dataclass
+class _Pending:
+    """A document whose chunks are being embedded."""
+
+    path: str
+    doc_id: str
+    sha256: str
+    chunks: int
+    todo: list[Chunk]
+    stale: list[str]
+    status: Status
+    stored: int = 0
+
+
 class Indexer:
     def __init__(
         self,
@@ -158,10 +172,26 @@ class Indexer:
         files, problems, vanished = await asyncio.to_thread(self._scan, root)
         report = IndexReport(outcomes=list(problems))
         progress.files(len(files))
+        # Chunks from several documents share embedding batches (small documents would
+        # otherwise make small, slow batches); a document is recorded as done only once
+        # all of its chunks are stored.
+        waiting: list[_Pending] = []
+        queue: list[tuple[_Pending, Chunk]] = []
         for path in files:
-            outcome = await self._index_file(path, progress)
-            report.outcomes.append(outcome)
-            progress.file_done(str(path))
+            prepared = await self._prepare(path, progress)
+            if isinstance(prepared, FileOutcome):
+                report.outcomes.append(prepared)
+                progress.file_done(str(path))
+                continue
+            waiting.append(prepared)
+            queue += [(prepared, c) for c in prepared.todo]
+            while len(queue) >= EMBED_BATCH:
+                batch, queue = queue[:EMBED_BATCH], queue[EMBED_BATCH:]
+                await self._store_batch(batch, progress)
+            waiting = await self._finish_ready(waiting, report, progress)
+        if queue:
+            await self._store_batch(queue, progress)
+        await self._finish_ready(waiting, report, progress)
         for record in vanished:
             await self.delete(record.doc_id)
             report.outcomes.append(
@@ -189,7 +219,8 @@ class Indexer:
             ]
         return files, problems, vanished
 
-    async def _index_file(self, path: Path, progress: Progress) -> FileOutcome:
+    async def _prepare(self, path: Path, progress: Progress) -> FileOutcome | _Pending:
+        """Hash, skip if unchanged, load and chunk; what is left to embed for this file."""
         limit = self._settings.index.max_file_mb
         try:
             size = (await asyncio.to_thread(path.stat)).st_size
@@ -235,20 +266,54 @@ class Indexer:
         stored = await self._store.chunk_ids(doc_id)
         todo = [c for c in chunks if c.id not in stored]
         progress.chunks_planned(len(todo))
-        for start in range(0, len(todo), EMBED_BATCH):
-            batch = todo[start : start + EMBED_BATCH]
-            await self._store_batch(batch)
-            progress.chunks_done(len(batch))
-        stale = stored - {c.id for c in chunks}
-        await self._store.delete(sorted(stale))
-        self._registry.finish(doc_id, STAGE_VECTORS, sha, detail=self._embedder.name)
-        status = Status.UPDATED if previous else Status.INDEXED
-        return FileOutcome(str(path), status, chunks=len(chunks), embedded=len(todo), doc_id=doc_id)
+        return _Pending(
+            path=str(path),
+            doc_id=doc_id,
+            sha256=sha,
+            chunks=len(chunks),
+            todo=todo,
+            stale=sorted(stored - {c.id for c in chunks}),
+            status=Status.UPDATED if previous else Status.INDEXED,
+        )
 
-    async def _store_batch(self, batch: list[Chunk]) -> None:
-        dense = await self._embedder.embed_documents([embedding_text(c) for c in batch])
-        vectors = [sparse.encode(embedding_text(c), c.language) for c in batch]
-        await self._store.upsert(batch, dense, vectors)
+    async def _store_batch(self, batch: list[tuple[_Pending, Chunk]], progress: Progress) -> None:
+        chunks = [c for _, c in batch]
+        texts = [embedding_text(c) for c in chunks]
+
+        def lexical() -> list[SparseVector]:
+            return [sparse.encode(text, c.language) for text, c in zip(texts, chunks, strict=True)]
+
+        dense = await self._embedder.embed_documents(texts)
+        vectors = await asyncio.to_thread(lexical)
+        await self._store.upsert(chunks, dense, vectors)
+        for pending, _ in batch:
+            pending.stored += 1
+        progress.chunks_done(len(batch))
+
+    async def _finish_ready(
+        self, waiting: list[_Pending], report: IndexReport, progress: Progress
+    ) -> list[_Pending]:
+        """Record the documents whose chunks are all stored; return those still waiting."""
+        still: list[_Pending] = []
+        for pending in waiting:
+            if pending.stored < len(pending.todo):
+                still.append(pending)
+                continue
+            await self._store.delete(pending.stale)
+            self._registry.finish(
+                pending.doc_id, STAGE_VECTORS, pending.sha256, detail=self._embedder.name
+            )
+            report.outcomes.append(
+                FileOutcome(
+                    pending.path,
+                    pending.status,
+                    chunks=pending.chunks,
+                    embedded=len(pending.todo),
+                    doc_id=pending.doc_id,
+                )
+            )
+            progress.file_done(pending.path)
+        return still
 
     async def delete(self, doc_id: str) -> None:
         """Remove a document from the store, then from the registry."""
