@@ -79,7 +79,10 @@ class RetrievalSettings(Section):
     fusion: Literal["rrf", "dbsf"] = Field("dbsf", description="How dense+sparse lists fuse.")
     rrf_k: int = Field(60, ge=1, description="RRF constant.")
     sparse_weight: float = Field(
-        0.25, ge=0.0, description="Weight of the lexical list in fusion (dense has 1.0)."
+        0.5,
+        ge=0.0,
+        description="Weight of the lexical list in fusion (dense has 1.0), scaled down by the "
+        "share of top dense hits in another language than the question.",
     )
     min_dense_score: float = Field(
         0.18,

@@ -112,7 +112,12 @@ class Retriever:
             )
 
         dense_hits, sparse_hits = await asyncio.gather(dense(), lexical())
-        weights = (1.0, self._settings.sparse_weight)
+        # Lexical matches cannot cross languages: when the best dense hits are in another
+        # language than the question, the lexical list finds the wrong documents. Its weight
+        # follows the share of the top dense hits written in the question's language.
+        top = dense_hits[:10]
+        same = sum(c.language == language for c, _ in top) / len(top) if top else 1.0
+        weights = (1.0, self._settings.sparse_weight * same)
         best_dense = dense_hits[0][1] if dense_hits else 0.0
         if mode == "naive":
             fused = [(c, s, [i, None]) for i, (c, s) in enumerate(dense_hits, start=1)]
