@@ -19,6 +19,7 @@ SPARSE = "sparse"
 T = TypeVar("T")
 
 Hit = tuple[Chunk, float]
+Dense = npt.NDArray[np.float32]
 
 
 @runtime_checkable
@@ -121,6 +122,95 @@ class SingleThread:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+class BlockingStore:
+    """The async `VectorStore` methods over an engine with a blocking API.
+
+    Subclasses implement the `_sync_*` methods; they all run on one thread of the store's own.
+    """
+
+    name: str
+
+    def __init__(self, thread_name: str) -> None:
+        self._thread = SingleThread(thread_name)
+
+    def _sync_open(self, dim: int) -> None:
+        raise NotImplementedError
+
+    def _sync_close(self) -> None:
+        raise NotImplementedError
+
+    def _sync_upsert(
+        self,
+        chunks: Sequence[Chunk],
+        dense: npt.NDArray[np.float32],
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        raise NotImplementedError
+
+    def _sync_chunk_ids(self, doc_id: str) -> set[str]:
+        raise NotImplementedError
+
+    def _sync_delete(self, ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def _sync_delete_document(self, doc_id: str) -> None:
+        raise NotImplementedError
+
+    def _sync_search(self, using: str, vector: Any, limit: int, where: SearchFilter) -> list[Hit]:
+        raise NotImplementedError
+
+    def _sync_count(self) -> int:
+        raise NotImplementedError
+
+    def _sync_drop(self) -> None:
+        raise NotImplementedError
+
+    async def open(self, dim: int) -> None:
+        await self._thread.run(self._sync_open, dim)
+
+    async def close(self) -> None:
+        await self._thread.run(self._sync_close)
+        self._thread.shutdown()
+
+    async def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        dense: npt.NDArray[np.float32],
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        if chunks:
+            await self._thread.run(self._sync_upsert, chunks, dense, sparse)
+
+    async def chunk_ids(self, doc_id: str) -> set[str]:
+        return await self._thread.run(self._sync_chunk_ids, doc_id)
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self._thread.run(self._sync_delete, list(ids))
+
+    async def delete_document(self, doc_id: str) -> None:
+        await self._thread.run(self._sync_delete_document, doc_id)
+
+    async def search_dense(
+        self, vector: npt.NDArray[np.float32], limit: int, where: SearchFilter
+    ) -> list[Hit]:
+        return await self._thread.run(self._sync_search, DENSE, vector, limit, where)
+
+    async def search_sparse(
+        self, vector: SparseVector, limit: int, where: SearchFilter
+    ) -> list[Hit]:
+        if not vector.indices:
+            return []
+        return await self._thread.run(self._sync_search, SPARSE, vector, limit, where)
+
+    async def count(self) -> int:
+        return await self._thread.run(self._sync_count)
+
+    async def drop(self) -> None:
+        await self._thread.run(self._sync_drop)
+        await self.close()
 
 
 def _register_builtins() -> None:

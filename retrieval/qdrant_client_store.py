@@ -15,8 +15,8 @@ from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.base import (
     DENSE,
     SPARSE,
+    BlockingStore,
     Hit,
-    SingleThread,
     chunk_from_payload,
     chunk_payload,
 )
@@ -24,13 +24,13 @@ from retrieval.base import (
 BATCH = 256
 
 
-class QdrantClientStore:
+class QdrantClientStore(BlockingStore):
     def __init__(self, settings: StoreSettings, path: Path | None) -> None:
+        super().__init__("qdrant")
         self._settings = settings
         self._path = path
         self._collection = settings.collection
         self.name = f"qdrant-local:{path}" if path else f"qdrant:{settings.url}"
-        self._thread = SingleThread("qdrant")
         self._client: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class QdrantClientStore:
                 ) from exc
             raise
 
-    def _open(self, dim: int) -> None:
+    def _sync_open(self, dim: int) -> None:
         from qdrant_client import models
 
         self._client = self._connect()
@@ -83,18 +83,12 @@ class QdrantClientStore:
                     self._collection, field, models.PayloadSchemaType.KEYWORD
                 )
 
-    async def open(self, dim: int) -> None:
-        await self._thread.run(self._open, dim)
-
-    async def close(self) -> None:
+    def _sync_close(self) -> None:
         if self._client is not None:
-            await self._thread.run(self._client.close)
+            self._client.close()
             self._client = None
-        self._thread.shutdown()
 
-    # --- writes ----------------------------------------------------------------------------
-
-    def _upsert(
+    def _sync_upsert(
         self,
         chunks: Sequence[Chunk],
         dense: npt.NDArray[np.float32],
@@ -118,16 +112,7 @@ class QdrantClientStore:
         for start in range(0, len(points), BATCH):
             self._client.upsert(self._collection, points[start : start + BATCH], wait=True)
 
-    async def upsert(
-        self,
-        chunks: Sequence[Chunk],
-        dense: npt.NDArray[np.float32],
-        sparse: Sequence[SparseVector],
-    ) -> None:
-        if chunks:
-            await self._thread.run(self._upsert, chunks, dense, sparse)
-
-    def _chunk_ids(self, doc_id: str) -> set[str]:
+    def _sync_chunk_ids(self, doc_id: str) -> set[str]:
         ids: set[str] = set()
         offset = None
         while True:
@@ -143,27 +128,26 @@ class QdrantClientStore:
             if offset is None:
                 return ids
 
-    async def chunk_ids(self, doc_id: str) -> set[str]:
-        return await self._thread.run(self._chunk_ids, doc_id)
-
-    def _delete(self, selector: Any) -> None:
-        self._client.delete(self._collection, points_selector=selector, wait=True)
-
-    async def delete(self, ids: Sequence[str]) -> None:
+    def _sync_delete(self, ids: list[str]) -> None:
         from qdrant_client import models
 
-        if ids:
-            await self._thread.run(self._delete, models.PointIdsList(points=list(ids)))
+        selector = models.PointIdsList(points=list(ids))
+        self._client.delete(self._collection, points_selector=selector, wait=True)
 
-    async def delete_document(self, doc_id: str) -> None:
+    def _sync_delete_document(self, doc_id: str) -> None:
         from qdrant_client import models
 
         selector = models.FilterSelector(filter=_filter(SearchFilter(doc_ids=(doc_id,))))
-        await self._thread.run(self._delete, selector)
+        self._client.delete(self._collection, points_selector=selector, wait=True)
 
-    # --- reads -----------------------------------------------------------------------------
+    def _sync_search(self, using: str, vector: Any, limit: int, where: SearchFilter) -> list[Hit]:
+        from qdrant_client import models
 
-    def _query(self, query: Any, using: str, limit: int, where: SearchFilter) -> list[Hit]:
+        query = (
+            models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+            if using == SPARSE
+            else vector.tolist()
+        )
         response = self._client.query_points(
             self._collection,
             query=query,
@@ -177,30 +161,11 @@ class QdrantClientStore:
             for p in response.points
         ]
 
-    async def search_dense(
-        self, vector: npt.NDArray[np.float32], limit: int, where: SearchFilter
-    ) -> list[Hit]:
-        return await self._thread.run(self._query, vector.tolist(), DENSE, limit, where)
-
-    async def search_sparse(
-        self, vector: SparseVector, limit: int, where: SearchFilter
-    ) -> list[Hit]:
-        from qdrant_client import models
-
-        if not vector.indices:
-            return []
-        query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-        return await self._thread.run(self._query, query, SPARSE, limit, where)
-
-    async def drop(self) -> None:
-        await self._thread.run(self._client.delete_collection, self._collection)
-        await self.close()
-
-    def _count(self) -> int:
+    def _sync_count(self) -> int:
         return int(self._client.count(self._collection, exact=True).count)
 
-    async def count(self) -> int:
-        return await self._thread.run(self._count)
+    def _sync_drop(self) -> None:
+        self._client.delete_collection(self._collection)
 
 
 def _filter(where: SearchFilter) -> Any:

@@ -19,20 +19,27 @@ from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.registry import missing_extra
 from handbook.types import Chunk, SearchFilter, SparseVector
-from retrieval.base import DENSE, SPARSE, Hit, SingleThread, chunk_from_payload, chunk_payload
+from retrieval.base import (
+    DENSE,
+    SPARSE,
+    BlockingStore,
+    Hit,
+    chunk_from_payload,
+    chunk_payload,
+)
 
 BATCH = 512
 CONFIG_FILE = "edge_config.json"
 
 
-class QdrantEdgeStore:
+class QdrantEdgeStore(BlockingStore):
     def __init__(self, settings: StoreSettings, path: Path) -> None:
+        super().__init__("qdrant-edge")
         self._path = path / settings.collection
         self.name = f"qdrant-edge:{self._path}"
-        self._thread = SingleThread("qdrant-edge")
         self._shard: Any = None
 
-    def _open(self, dim: int) -> None:
+    def _sync_open(self, dim: int) -> None:
         try:
             import qdrant_edge as qe
         except ImportError:
@@ -73,22 +80,13 @@ class QdrantEdgeStore:
                 "again, or switch embedder.backend back."
             )
 
-    async def open(self, dim: int) -> None:
-        await self._thread.run(self._open, dim)
-
-    def _close(self) -> None:
+    def _sync_close(self) -> None:
         if self._shard is not None:
             self._shard.flush()
             self._shard.close()
             self._shard = None
 
-    async def close(self) -> None:
-        await self._thread.run(self._close)
-        self._thread.shutdown()
-
-    # --- writes ----------------------------------------------------------------------------
-
-    def _upsert(
+    def _sync_upsert(
         self,
         chunks: Sequence[Chunk],
         dense: npt.NDArray[np.float32],
@@ -114,16 +112,7 @@ class QdrantEdgeStore:
         # No flush here: Edge's write-ahead log already survives a killed process (tested:
         # SIGKILL without flush or close lost nothing); segments are flushed on close.
 
-    async def upsert(
-        self,
-        chunks: Sequence[Chunk],
-        dense: npt.NDArray[np.float32],
-        sparse: Sequence[SparseVector],
-    ) -> None:
-        if chunks:
-            await self._thread.run(self._upsert, chunks, dense, sparse)
-
-    def _chunk_ids(self, doc_id: str) -> set[str]:
+    def _sync_chunk_ids(self, doc_id: str) -> set[str]:
         import qdrant_edge as qe
 
         ids: set[str] = set()
@@ -142,66 +131,46 @@ class QdrantEdgeStore:
             if offset is None:
                 return ids
 
-    async def chunk_ids(self, doc_id: str) -> set[str]:
-        return await self._thread.run(self._chunk_ids, doc_id)
-
-    def _update(self, operation: Any) -> None:
-        self._shard.update(operation)
-
-    async def delete(self, ids: Sequence[str]) -> None:
+    def _sync_delete(self, ids: list[str]) -> None:
         import qdrant_edge as qe
 
-        if ids:
-            await self._thread.run(self._update, qe.UpdateOperation.delete_points(list(ids)))
+        point_ids: list[Any] = list(ids)
+        self._shard.update(qe.UpdateOperation.delete_points(point_ids))
 
-    async def delete_document(self, doc_id: str) -> None:
+    def _sync_delete_document(self, doc_id: str) -> None:
         import qdrant_edge as qe
 
         where = _filter(SearchFilter(doc_ids=(doc_id,)))
-        await self._thread.run(self._update, qe.UpdateOperation.delete_points_by_filter(where))
+        self._shard.update(qe.UpdateOperation.delete_points_by_filter(where))
 
-    # --- reads -----------------------------------------------------------------------------
-
-    def _query(self, query: Any, limit: int, where: SearchFilter) -> list[Hit]:
+    def _sync_search(self, using: str, vector: Any, limit: int, where: SearchFilter) -> list[Hit]:
         import qdrant_edge as qe
 
+        query_vector = (
+            qe.SparseVector(indices=list(vector.indices), values=list(vector.values))
+            if using == SPARSE
+            else vector.tolist()
+        )
         results = self._shard.query(
-            qe.QueryRequest(query=query, filter=_filter(where), limit=limit, with_payload=True)
+            qe.QueryRequest(
+                query=qe.Query.Nearest(query_vector, using=using),
+                filter=_filter(where),
+                limit=limit,
+                with_payload=True,
+            )
         )
         return [(chunk_from_payload(str(r.id), r.payload), float(r.score)) for r in results]
 
-    async def search_dense(
-        self, vector: npt.NDArray[np.float32], limit: int, where: SearchFilter
-    ) -> list[Hit]:
-        import qdrant_edge as qe
-
-        query = qe.Query.Nearest(vector.tolist(), using=DENSE)
-        return await self._thread.run(self._query, query, limit, where)
-
-    async def search_sparse(
-        self, vector: SparseVector, limit: int, where: SearchFilter
-    ) -> list[Hit]:
-        import qdrant_edge as qe
-
-        if not vector.indices:
-            return []
-        sparse = qe.SparseVector(indices=list(vector.indices), values=list(vector.values))
-        query = qe.Query.Nearest(sparse, using=SPARSE)
-        return await self._thread.run(self._query, query, limit, where)
-
-    async def drop(self) -> None:
-        import shutil
-
-        await self.close()
-        shutil.rmtree(self._path, ignore_errors=True)
-
-    def _count(self) -> int:
+    def _sync_count(self) -> int:
         import qdrant_edge as qe
 
         return int(self._shard.count(qe.CountRequest(exact=True)))
 
-    async def count(self) -> int:
-        return await self._thread.run(self._count)
+    def _sync_drop(self) -> None:
+        import shutil
+
+        self._sync_close()
+        shutil.rmtree(self._path, ignore_errors=True)
 
 
 def _filter(where: SearchFilter) -> Any:
