@@ -25,7 +25,8 @@ _CITATION = re.compile(r"\[\d+\]")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 MIN_SUPPORT = 0.5
 # A new line that starts a list item or a table row.
-_ITEM_BREAK = re.compile(r"\n(?=\s*(?:\d+[.)]\s|[-•–]\s|[^\n|]+ \| ))")
+_ITEM_BREAK = re.compile(r"\n(?=\s*(?:\d+[.)]\s|[-•–]\s|\||[^\n|]+ \| ))")
+_TABLE_RULE = re.compile(r"^[|\s:-]+$")
 
 LEAD_IN = {
     "en": "The model's answer was not supported by the sources. The manuals say:",
@@ -59,7 +60,8 @@ def is_supported(
         return False
     words = _content_words(answer)
     numbers = _numbers(answer)
-    if words <= _content_words(question) or (len(words) < 2 and not numbers):
+    restates = words <= _content_words(question) and numbers <= _numbers(question)
+    if restates or (len(words) < 2 and not numbers):
         return False  # restates the question, or says next to nothing
     if all(p.chunk.language == language for p in passages):
         known = _content_words(sources)
@@ -72,10 +74,16 @@ def _units(text: str) -> list[str]:
 
     >>> _units("9. Schrauben mit dem\nSchlüssel anziehen.\n10. Prüfen. Fertig")
     ['9. Schrauben mit dem Schlüssel anziehen.', '10. Prüfen.', 'Fertig']
+    >>> _units("| Parameter | Value |\n| --- | --- |\n| Max. pressure | 210 bar |")
+    ['| Parameter | Value |', '| Max. pressure | 210 bar |']
     """
     units: list[str] = []
     for part in _ITEM_BREAK.split(text):
-        units += [" ".join(s.split()) for s in sentences(" ".join(part.split()))]
+        flat = " ".join(part.split())
+        if flat.startswith("|"):  # a table row is one unit
+            units += [] if _TABLE_RULE.match(flat) else [flat]
+        else:
+            units += [" ".join(s.split()) for s in sentences(flat)]
     return [u for u in units if u]
 
 
