@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from generation.base import ChatModel
 from generation.grounding import is_supported, quote_sources
 from generation.prompts import NOT_FOUND, build_messages, is_refusal
+from generation.tasks import route
 from handbook.types import (
     Answer,
     Citation,
@@ -111,10 +112,13 @@ class Answerer:
         )
         yield Retrieved(result)
         language: Language = result.language
+        task = route(question).value
         if not result.passages:
             text = NOT_FOUND[language]
             yield Token(text)
-            yield Done(Answer(question, text, language, found=False, citations=(), model=""))
+            yield Done(
+                Answer(question, text, language, found=False, citations=(), model="", task=task)
+            )
             return
         messages = build_messages(question, result.passages, language, history)
         parts: list[str] = []
@@ -142,6 +146,7 @@ class Answerer:
                 found=found,
                 citations=citations(result.passages) if found else (),
                 model=self._chat.name,
+                task=task,
                 model_answer=generated,
             )
         )

@@ -173,6 +173,7 @@ def _answer_json(answer: Answer) -> dict[str, Any]:
         "answer": answer.answer,
         "language": answer.language,
         "found": answer.found,
+        "task": answer.task,
         "model": answer.model,
         "model_answer": answer.model_answer,
         "citations": [asdict(c) for c in answer.citations],

@@ -134,6 +134,8 @@ class Answer:
     found: bool
     citations: tuple[Citation, ...]
     model: str = ""
+    task: str = ""
+    """SPEC, PROCEDURE, EXPLAIN or TROUBLESHOOT (generation.tasks.route)."""
     model_answer: str = ""
     """What the model generated; differs from `answer` when that was replaced by quotes from
     the sources because the sources did not support it."""

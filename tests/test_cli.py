@@ -97,6 +97,7 @@ def test_ask_json_answers_with_citations_or_declines(home: Path) -> None:
     answer = json.loads(out.stdout)
     assert set(answer) >= {"answer", "language", "found", "citations"}
     assert answer["language"] == "en" and answer["answer"].strip()
+    assert answer["task"] == "SPEC"
     if answer["found"]:
         assert answer["citations"]
         citation = answer["citations"][0]

@@ -64,6 +64,7 @@ def test_supported_answer_is_kept_with_citations(indexed_home: Path, scripted) -
     scripted.script = "The HP-200 press reaches a maximum pressure of 210 bar [1]."
     answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
     assert answer.found and answer.answer == scripted.script
+    assert answer.task == "SPEC"
     assert not any(isinstance(e, Replaced) for e in events)
     assert any(c.path.endswith("hydraulic_press_hp200.md") for c in answer.citations)
     prompt = scripted.calls[0][-1].content
