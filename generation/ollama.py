@@ -7,13 +7,16 @@ a missing model comes back as `ResponseError` with status 404.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable
 from handbook.registry import missing_extra
 from handbook.types import Message
+
+T = TypeVar("T")
 
 
 class OllamaChat:
@@ -34,27 +37,6 @@ class OllamaChat:
             "seed": self._settings.seed,
         }
 
-    def _translate(self, exc: BaseException) -> BackendUnavailable:
-        import httpx
-        import ollama
-
-        host, model = self._settings.host, self._settings.model
-        if isinstance(exc, ollama.ResponseError) and exc.status_code == 404:
-            return BackendUnavailable(
-                f"Ollama at {host} does not have the model {model!r}. Run: ollama pull {model}"
-            )
-        if isinstance(exc, ollama.ResponseError):
-            return BackendUnavailable(f"Ollama at {host} answered {exc.status_code}: {exc.error}")
-        if isinstance(exc, httpx.TimeoutException):
-            return BackendUnavailable(
-                f"Ollama at {host} did not answer within {self._settings.timeout_s:g} s "
-                "(chat.timeout_s). The model may still be loading; try again or raise the timeout."
-            )
-        return BackendUnavailable(
-            f"Ollama is not reachable at {host} ({type(exc).__name__}). Start it with "
-            "`ollama serve`, or set chat.host to where it runs."
-        )
-
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         import httpx
         import ollama
@@ -73,7 +55,7 @@ class OllamaChat:
                 if piece:
                     yield piece
         except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc, self._settings) from exc
 
     async def preload(self) -> None:
         """Load the model into memory and keep it there for `keep_alive`."""
@@ -85,7 +67,7 @@ class OllamaChat:
                 model=self._settings.model, prompt="", keep_alive=self._settings.keep_alive
             )
         except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc, self._settings) from exc
 
     def count_tokens(self, text: str) -> int:
         # Ollama has no tokenize route; ~4 characters per token is its documented estimate.
@@ -93,3 +75,87 @@ class OllamaChat:
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]  # unannotated upstream
+
+
+def translate(exc: BaseException, settings: ChatSettings) -> BackendUnavailable:
+    """The ollama client's and httpx's exceptions as errors that say what to do."""
+    import httpx
+    import ollama
+
+    host, model = settings.host, settings.model
+    if isinstance(exc, ollama.ResponseError) and exc.status_code == 404:
+        return BackendUnavailable(
+            f"Ollama at {host} does not have the model {model!r}. Run: ollama pull {model}"
+        )
+    if isinstance(exc, ollama.ResponseError):
+        return BackendUnavailable(f"Ollama at {host} answered {exc.status_code}: {exc.error}")
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendUnavailable(
+            f"Ollama at {host} did not answer within {settings.timeout_s:g} s "
+            "(chat.timeout_s). The model may still be loading; try again or raise the timeout."
+        )
+    return BackendUnavailable(
+        f"Ollama is not reachable at {host} ({type(exc).__name__}). Start it with "
+        "`ollama serve`, or set chat.host to where it runs."
+    )
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    size: int
+    size_vram: int | None = None
+    expires_at: str | None = None
+
+
+class OllamaModels:
+    """`handbook models list|ps|pull`: what the Ollama server has, runs, and fetches."""
+
+    def __init__(self, settings: ChatSettings) -> None:
+        import ollama
+
+        self._settings = settings
+        self._client = ollama.AsyncClient(host=settings.host, timeout=settings.timeout_s)
+
+    async def __aenter__(self) -> OllamaModels:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]  # unannotated upstream
+
+    async def _call(self, coroutine: Awaitable[T]) -> T:
+        import httpx
+        import ollama
+
+        try:
+            return await coroutine
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+            raise translate(exc, self._settings) from exc
+
+    async def available(self) -> list[ServedModel]:
+        response = await self._call(self._client.list())
+        return [ServedModel(str(m.model), int(m.size or 0)) for m in response.models]
+
+    async def running(self) -> list[ServedModel]:
+        response = await self._call(self._client.ps())
+        return [
+            ServedModel(
+                str(m.model),
+                int(m.size or 0),
+                int(m.size_vram) if m.size_vram is not None else None,
+                m.expires_at.isoformat() if m.expires_at else None,
+            )
+            for m in response.models
+        ]
+
+    async def pull(self, model: str) -> AsyncIterator[tuple[str, int, int]]:
+        """Yield (status, completed bytes, total bytes) while the server downloads."""
+        import httpx
+        import ollama
+
+        try:
+            async for part in await self._client.pull(model, stream=True):
+                yield str(part.status or ""), int(part.completed or 0), int(part.total or 0)
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+            settings = self._settings.model_copy(update={"model": model})
+            raise translate(exc, settings) from exc

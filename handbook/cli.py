@@ -327,6 +327,81 @@ def docs_delete(ctx: click.Context, doc: str) -> None:
         click.echo(f"Deleted {path}")
 
 
+# --- models (Ollama) ----------------------------------------------------------------------
+
+
+@cli.group()
+def models() -> None:
+    """Models on the Ollama server (chat.host): list, running, pull."""
+
+
+def _ollama(ctx: click.Context, work: Callable[[Any], Awaitable[T]]) -> T:
+    import asyncio
+
+    from generation.ollama import OllamaModels
+    from handbook.errors import HandbookError
+
+    async def main() -> T:
+        async with OllamaModels(ctx.obj.settings.chat) as server:
+            return await work(server)
+
+    try:
+        return asyncio.run(main())
+    except HandbookError as exc:
+        if ctx.obj.debug:
+            raise
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(1)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def models_list(ctx: click.Context, as_json: bool) -> None:
+    """Models the Ollama server has pulled."""
+    found = _ollama(ctx, lambda server: server.available())
+    if as_json:
+        click.echo(json.dumps({"models": [m.__dict__ for m in found]}))
+    for m in [] if as_json else found:
+        click.echo(f"{m.name:40} {_size(m.size):>10}")
+
+
+@models.command("ps")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def models_ps(ctx: click.Context, as_json: bool) -> None:
+    """Models loaded in the Ollama server now, with memory and keep-alive expiry."""
+    running = _ollama(ctx, lambda server: server.running())
+    if as_json:
+        click.echo(json.dumps({"models": [m.__dict__ for m in running]}))
+    for m in [] if as_json else running:
+        vram = _size(m.size_vram) if m.size_vram else "-"
+        click.echo(f"{m.name:40} {_size(m.size):>10}  VRAM {vram:>8}  until {m.expires_at}")
+
+
+@models.command("pull")
+@click.argument("model", required=False)
+@click.pass_context
+def models_pull(ctx: click.Context, model: str | None) -> None:
+    """Download MODEL (default: chat.model) into the Ollama server."""
+    name = model or ctx.obj.settings.chat.model
+
+    async def work(server: Any) -> None:
+        last = ""
+        async for status, done, total in server.pull(name):
+            line = f"{status} {done * 100 // total}%" if total else status
+            if line != last:
+                click.echo(line, err=True)
+                last = line
+
+    _ollama(ctx, work)
+    click.echo(f"Pulled {name}.")
+
+
 # --- config and reset -------------------------------------------------------------------------
 
 

@@ -60,12 +60,62 @@ def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:
+            fake.requests.append((self.path, {}))
+            size = 101_000_000
+            if self.path == "/api/tags":
+                self._json(
+                    200,
+                    {
+                        "models": [
+                            {
+                                "name": MODEL,
+                                "model": MODEL,
+                                "size": size,
+                                "digest": "d1",
+                                "modified_at": "2026-11-22T00:00:00Z",
+                            }
+                        ]
+                    },
+                )
+            elif self.path == "/api/ps":
+                self._json(
+                    200,
+                    {
+                        "models": [
+                            {
+                                "name": MODEL,
+                                "model": MODEL,
+                                "size": size,
+                                "size_vram": 0,
+                                "digest": "d1",
+                                "expires_at": "2026-11-22T00:30:00Z",
+                            }
+                        ]
+                    },
+                )
+            else:
+                self._json(404, {"error": "not found"})
+
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             fake.requests.append((self.path, body))
             if fake.stall_s:
                 time.sleep(fake.stall_s)
             model = body.get("model")
+            if self.path == "/api/pull":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.end_headers()
+                for status, done in (
+                    ("pulling manifest", 0),
+                    ("downloading", 50),
+                    ("downloading", 100),
+                ):
+                    line = {"status": status, "completed": done, "total": 100}
+                    self.wfile.write(json.dumps(line).encode() + b"\n")
+                self.wfile.write(json.dumps({"status": "success"}).encode() + b"\n")
+                return
             if model != MODEL:
                 self._json(404, {"error": f"model '{model}' not found"})
                 return

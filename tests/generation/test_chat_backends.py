@@ -102,3 +102,41 @@ def test_live_ollama_answers() -> None:
     model = os.environ.get("HANDBOOK_TEST_OLLAMA_MODEL", "llama3.2:3b")
     pieces = collect(ChatSettings(backend="ollama", model=model, host=host, max_tokens=40))
     assert "210" in "".join(pieces)
+
+
+def test_models_list_ps_pull_through_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+    import sys
+
+    with serve() as (url, fake):
+        env = {**os.environ, "HANDBOOK_HOME": str(tmp_path), "HANDBOOK_CHAT__HOST": url}
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "handbook", "models", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        listed = json.loads(run("list", "--json").stdout)["models"]
+        assert [m["name"] for m in listed] == [MODEL]
+        running = json.loads(run("ps", "--json").stdout)["models"]
+        assert running[0]["expires_at"].startswith("2026-11-22T00:30")
+        pulled = run("pull", "llama3.2:3b")
+        assert pulled.returncode == 0 and "downloading 100%" in pulled.stderr
+        assert (
+            "/api/pull",
+            {"model": "llama3.2:3b", "insecure": False, "stream": True},
+        ) in fake.requests
+
+    down = subprocess.run(
+        [sys.executable, "-m", "handbook", "models", "list"],
+        env={**env, "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert down.returncode == 1 and "ollama serve" in down.stderr and "Traceback" not in down.stderr
