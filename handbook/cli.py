@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,29 +39,35 @@ class State:
         return self._settings
 
 
-def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:
-    """Build the container, run one async job in it, translate our errors for the terminal."""
-    import asyncio
-
-    state: State = ctx.obj
+@contextmanager
+def user_errors(ctx: click.Context) -> Iterator[None]:
+    """Our errors as one red line and exit 1 (`--debug` shows the traceback instead)."""
     from handbook.errors import HandbookError
 
     try:
-        from handbook.app import Handbook
-
-        async def main() -> T:
-            async with Handbook(state.settings) as hb:
-                return await work(hb)
-
-        return asyncio.run(main())
+        yield
     except HandbookError as exc:
-        if state.debug:
+        if ctx.obj.debug:
             raise
         click.secho(f"Error: {exc}", fg="red", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.secho("Interrupted. Run the same command again to resume.", fg="yellow", err=True)
         sys.exit(130)
+
+
+def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:
+    """Build the container and run one async job in it."""
+    import asyncio
+
+    with user_errors(ctx):
+        from handbook.app import Handbook
+
+        async def main() -> T:
+            async with Handbook(ctx.obj.settings) as hb:
+                return await work(hb)
+
+        return asyncio.run(main())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -339,23 +346,29 @@ def _ollama(ctx: click.Context, work: Callable[[Any], Awaitable[T]]) -> T:
     import asyncio
 
     from generation.ollama import OllamaModels
-    from handbook.errors import HandbookError
 
     async def main() -> T:
         async with OllamaModels(ctx.obj.settings.chat) as server:
             return await work(server)
 
-    try:
+    with user_errors(ctx):
         return asyncio.run(main())
-    except HandbookError as exc:
-        if ctx.obj.debug:
-            raise
-        click.secho(f"Error: {exc}", fg="red", err=True)
-        sys.exit(1)
 
 
 def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def _print_models(found: list[Any], *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"models": [m.__dict__ for m in found]}))
+        return
+    for m in found:
+        line = f"{m.name:40} {_size(m.size):>10}"
+        if m.expires_at:  # loaded models (`ps`)
+            vram = _size(m.size_vram) if m.size_vram else "-"
+            line += f"  VRAM {vram:>8}  until {m.expires_at}"
+        click.echo(line)
 
 
 @models.command("list")
@@ -363,11 +376,7 @@ def _size(n: int) -> str:
 @click.pass_context
 def models_list(ctx: click.Context, as_json: bool) -> None:
     """Models the Ollama server has pulled."""
-    found = _ollama(ctx, lambda server: server.available())
-    if as_json:
-        click.echo(json.dumps({"models": [m.__dict__ for m in found]}))
-    for m in [] if as_json else found:
-        click.echo(f"{m.name:40} {_size(m.size):>10}")
+    _print_models(_ollama(ctx, lambda server: server.available()), as_json=as_json)
 
 
 @models.command("ps")
@@ -375,12 +384,7 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def models_ps(ctx: click.Context, as_json: bool) -> None:
     """Models loaded in the Ollama server now, with memory and keep-alive expiry."""
-    running = _ollama(ctx, lambda server: server.running())
-    if as_json:
-        click.echo(json.dumps({"models": [m.__dict__ for m in running]}))
-    for m in [] if as_json else running:
-        vram = _size(m.size_vram) if m.size_vram else "-"
-        click.echo(f"{m.name:40} {_size(m.size):>10}  VRAM {vram:>8}  until {m.expires_at}")
+    _print_models(_ollama(ctx, lambda server: server.running()), as_json=as_json)
 
 
 @models.command("pull")
@@ -416,13 +420,9 @@ def config() -> None:
 def config_show(ctx: click.Context, as_json: bool) -> None:
     """Print the resolved settings (profile + handbook.yaml + HANDBOOK_* variables)."""
     from handbook.config import settings_as_dict
-    from handbook.errors import HandbookError
 
-    try:
+    with user_errors(ctx):
         data = settings_as_dict(ctx.obj.settings)
-    except HandbookError as exc:
-        click.secho(f"Error: {exc}", fg="red", err=True)
-        sys.exit(1)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from handbook.config import RetrievalSettings
@@ -27,9 +27,31 @@ class SearchResult:
         return bool(self.passages)
 
 
-def rrf(
-    rankings: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None
-) -> list[tuple[Chunk, float, list[int | None]]]:
+Fused = list[tuple[Chunk, float, list[int | None]]]
+
+
+def _fuse(
+    rankings: Sequence[Sequence[Hit]],
+    weights: Sequence[float] | None,
+    contribution: Callable[[Sequence[Hit]], list[float]],
+) -> Fused:
+    """Sum each list's weighted per-hit contributions; keep every chunk's rank in each list."""
+    scores: dict[str, float] = {}
+    chunks: dict[str, Chunk] = {}
+    ranks: dict[str, list[int | None]] = {}
+    weights = weights or [1.0] * len(rankings)
+    for list_index, ranking in enumerate(rankings):
+        for rank, ((chunk, _), value) in enumerate(
+            zip(ranking, contribution(ranking), strict=True), start=1
+        ):
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] * value
+            chunks[chunk.id] = chunk
+            ranks.setdefault(chunk.id, [None] * len(rankings))[list_index] = rank
+    order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].path, chunks[cid].ordinal))
+    return [(chunks[cid], scores[cid], ranks[cid]) for cid in order]
+
+
+def rrf(rankings: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None) -> Fused:
     """Weighted reciprocal rank fusion: score = sum over lists of weight / (k + rank).
 
     >>> from handbook.types import Chunk
@@ -38,42 +60,23 @@ def rrf(
     >>> [(c.text, round(s, 4)) for c, s, _ in rrf([[(a, .9), (b, .5)], [(b, 3.0)]], 60)]
     [('b', 0.0325), ('a', 0.0164)]
     """
-    scores: dict[str, float] = {}
-    chunks: dict[str, Chunk] = {}
-    ranks: dict[str, list[int | None]] = {}
-    weights = weights or [1.0] * len(rankings)
-    for list_index, ranking in enumerate(rankings):
-        for rank, (chunk, _) in enumerate(ranking, start=1):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] / (k + rank)
-            chunks[chunk.id] = chunk
-            ranks.setdefault(chunk.id, [None] * len(rankings))[list_index] = rank
-    order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].path, chunks[cid].ordinal))
-    return [(chunks[cid], scores[cid], ranks[cid]) for cid in order]
+    return _fuse(rankings, weights, lambda hits: [1.0 / (k + r) for r in range(1, len(hits) + 1)])
 
 
-def dbsf(
-    rankings: Sequence[Sequence[Hit]], weights: Sequence[float] | None = None
-) -> list[tuple[Chunk, float, list[int | None]]]:
-    """Distribution-based score fusion: scores normalised by mean +- 3 std per list, summed."""
-    scores: dict[str, float] = {}
-    chunks: dict[str, Chunk] = {}
-    ranks: dict[str, list[int | None]] = {}
-    weights = weights or [1.0] * len(rankings)
-    for list_index, ranking in enumerate(rankings):
-        if not ranking:
-            continue
-        values = [s for _, s in ranking]
-        mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
-        low, high = mean - 3 * std, mean + 3 * std
-        for rank, (chunk, score) in enumerate(ranking, start=1):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + weights[list_index] * (score - low) / (
-                high - low
-            )
-            chunks[chunk.id] = chunk
-            ranks.setdefault(chunk.id, [None] * len(rankings))[list_index] = rank
-    order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].path, chunks[cid].ordinal))
-    return [(chunks[cid], scores[cid], ranks[cid]) for cid in order]
+def _normalised(hits: Sequence[Hit]) -> list[float]:
+    """Scores mapped from [mean - 3 std, mean + 3 std] to [0, 1] (DBSF)."""
+    if not hits:
+        return []
+    values = [s for _, s in hits]
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
+    low = mean - 3 * std
+    return [(v - low) / (6 * std) for v in values]
+
+
+def dbsf(rankings: Sequence[Sequence[Hit]], weights: Sequence[float] | None = None) -> Fused:
+    """Distribution-based score fusion: per-list normalised scores, weighted and summed."""
+    return _fuse(rankings, weights, _normalised)
 
 
 class Retriever:

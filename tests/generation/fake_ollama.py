@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,40 +60,22 @@ def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _ndjson(self, lines: Iterable[dict[str, Any]]) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.end_headers()
+            for line in lines:
+                self.wfile.write(json.dumps(line).encode() + b"\n")
+                self.wfile.flush()
+
         def do_GET(self) -> None:
             fake.requests.append((self.path, {}))
-            size = 101_000_000
+            record = {"name": MODEL, "model": MODEL, "size": 101_000_000, "digest": "d1"}
             if self.path == "/api/tags":
-                self._json(
-                    200,
-                    {
-                        "models": [
-                            {
-                                "name": MODEL,
-                                "model": MODEL,
-                                "size": size,
-                                "digest": "d1",
-                                "modified_at": "2026-11-22T00:00:00Z",
-                            }
-                        ]
-                    },
-                )
+                self._json(200, {"models": [{**record, "modified_at": "2026-11-22T00:00:00Z"}]})
             elif self.path == "/api/ps":
-                self._json(
-                    200,
-                    {
-                        "models": [
-                            {
-                                "name": MODEL,
-                                "model": MODEL,
-                                "size": size,
-                                "size_vram": 0,
-                                "digest": "d1",
-                                "expires_at": "2026-11-22T00:30:00Z",
-                            }
-                        ]
-                    },
-                )
+                loaded = {**record, "size_vram": 0, "expires_at": "2026-11-22T00:30:00Z"}
+                self._json(200, {"models": [loaded]})
             else:
                 self._json(404, {"error": "not found"})
 
@@ -104,17 +86,9 @@ def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fake.stall_s)
             model = body.get("model")
             if self.path == "/api/pull":
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-ndjson")
-                self.end_headers()
-                for status, done in (
-                    ("pulling manifest", 0),
-                    ("downloading", 50),
-                    ("downloading", 100),
-                ):
-                    line = {"status": status, "completed": done, "total": 100}
-                    self.wfile.write(json.dumps(line).encode() + b"\n")
-                self.wfile.write(json.dumps({"status": "success"}).encode() + b"\n")
+                steps = [("pulling manifest", 0), ("downloading", 50), ("downloading", 100)]
+                progress = [{"status": st, "completed": n, "total": 100} for st, n in steps]
+                self._ndjson([*progress, {"status": "success"}])
                 return
             if model != MODEL:
                 self._json(404, {"error": f"model '{model}' not found"})
@@ -135,26 +109,15 @@ def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
                     200, {"model": model, "created_at": created, "message": message, "done": True}
                 )
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")
-            self.end_headers()
-            for piece in pieces:
-                line = {
-                    "model": model,
-                    "created_at": created,
-                    "message": {"role": "assistant", "content": piece},
-                    "done": False,
-                }
-                self.wfile.write(json.dumps(line).encode() + b"\n")
-                self.wfile.flush()
-            final = {
-                "model": model,
-                "created_at": created,
-                "message": {"role": "assistant", "content": ""},
-                "done": True,
-                "done_reason": "stop",
-            }
-            self.wfile.write(json.dumps(final).encode() + b"\n")
+            assistant = {"model": model, "created_at": created, "done": False}
+
+            def lines() -> Iterator[dict[str, Any]]:  # written as the pieces come
+                for piece in pieces:
+                    yield {**assistant, "message": {"role": "assistant", "content": piece}}
+                end = {"message": {"role": "assistant", "content": ""}, "done_reason": "stop"}
+                yield {**assistant, **end, "done": True}
+
+            self._ndjson(lines())
 
     return Handler
 
