@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from handbook.config import ChatSettings
@@ -15,6 +16,7 @@ class ChatModel(Protocol):
     """Streams an answer to a conversation."""
 
     name: str
+    load_seconds: float | None
 
     def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Yield the answer's text as it is generated. Raises BackendUnavailable when the
@@ -23,6 +25,11 @@ class ChatModel(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in this model's own tokenizer."""
+        ...
+
+    async def load(self) -> None:
+        """Load the model now (in-process) or into the server's memory (Ollama), so that the
+        first question does not wait for it; records `load_seconds`."""
         ...
 
     async def close(self) -> None:
@@ -34,18 +41,26 @@ CHAT_MODELS: Registry[ChatModel] = Registry("chat model")
 
 
 def _register_builtins() -> None:
-    def llamacpp(settings: ChatSettings) -> ChatModel:
+    """Factories take the chat settings and the folder for converted models."""
+
+    def llamacpp(settings: ChatSettings, models_dir: Path) -> ChatModel:
         from generation.llamacpp import LlamaCppChat
 
         return LlamaCppChat(settings)
 
-    def ollama(settings: ChatSettings) -> ChatModel:
+    def ollama(settings: ChatSettings, models_dir: Path) -> ChatModel:
         from generation.ollama import OllamaChat
 
         return OllamaChat(settings)
 
+    def adapter(settings: ChatSettings, models_dir: Path) -> ChatModel:
+        from generation.adapter import PeftChat
+
+        return PeftChat(settings, models_dir)
+
     CHAT_MODELS.register("llamacpp", llamacpp)
     CHAT_MODELS.register("ollama", ollama)
+    CHAT_MODELS.register("adapter", adapter)
 
 
 _register_builtins()

@@ -56,11 +56,20 @@ def resolve_gguf(model: str) -> Path:
 
 
 class LlamaCppChat:
-    def __init__(self, settings: ChatSettings, lora: Sequence[tuple[Path, float]] = ()) -> None:
+    def __init__(self, settings: ChatSettings) -> None:
         self._settings = settings
         self.path = resolve_gguf(settings.model)
         self.name = f"llamacpp:{settings.model}"
-        self._lora = tuple(lora)
+        self._lora: tuple[tuple[Path, float], ...] = ()
+        if settings.adapter:
+            lora = Path(settings.adapter).expanduser()
+            if not lora.is_file() or lora.suffix != ".gguf":
+                raise ConfigError(
+                    f"chat.adapter {lora} is not a GGUF LoRA file. Convert a peft adapter with "
+                    "`handbook finetune export --gguf`."
+                )
+            self._lora = ((lora, settings.adapter_scale),)
+            self.name += f"+{lora.stem}"
         self._server: Any = None
         self._load_lock = threading.Lock()
         self._generate_lock = asyncio.Lock()

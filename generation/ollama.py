@@ -27,6 +27,7 @@ class OllamaChat:
             raise missing_extra("ollama", "ollama") from None
         self._settings = settings
         self.name = f"ollama:{settings.model}"
+        self.load_seconds: float | None = None
         self._client = ollama.AsyncClient(host=settings.host, timeout=settings.timeout_s)
 
     def _options(self) -> dict[str, Any]:
@@ -57,17 +58,20 @@ class OllamaChat:
         except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
             raise translate(exc, self._settings) from exc
 
-    async def preload(self) -> None:
-        """Load the model into memory and keep it there for `keep_alive`."""
+    async def load(self) -> None:
+        """Load the model into the server's memory and keep it there for `keep_alive`
+        (an empty generate request, as Ollama documents); records the server's load time."""
         import httpx
         import ollama
 
         try:
-            await self._client.generate(
+            response = await self._client.generate(
                 model=self._settings.model, prompt="", keep_alive=self._settings.keep_alive
             )
         except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
             raise translate(exc, self._settings) from exc
+        if response.load_duration is not None:
+            self.load_seconds = response.load_duration / 1e9
 
     def count_tokens(self, text: str) -> int:
         # Ollama has no tokenize route; ~4 characters per token is its documented estimate.

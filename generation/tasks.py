@@ -9,14 +9,9 @@ SPEC; "how do I" is a PROCEDURE; a "which / when" lookup is a SPEC; the rest is 
 from __future__ import annotations
 
 import re
-from enum import StrEnum
+from collections.abc import Sequence
 
-
-class Task(StrEnum):
-    SPEC = "SPEC"
-    PROCEDURE = "PROCEDURE"
-    EXPLAIN = "EXPLAIN"
-    TROUBLESHOOT = "TROUBLESHOOT"
+from handbook.types import Task
 
 
 _TROUBLESHOOT = re.compile(
@@ -55,8 +50,13 @@ _RULES: tuple[tuple[Task, re.Pattern[str]], ...] = (
 )
 
 
-def route(question: str) -> Task:
-    """
+def route(question: str, tasks: Sequence[Task] = tuple(Task)) -> Task:
+    """The first rule that matches and names one of `tasks`; else EXPLAIN (or the first task
+    when the model knows no EXPLAIN).
+
+    >>> route("Wie viel Drehmoment?", tasks=[Task.EXPLAIN, Task.PROCEDURE])
+    <Task.EXPLAIN: 'EXPLAIN'>
+
     >>> route("Wie viel Drehmoment für die Radschrauben?")
     <Task.SPEC: 'SPEC'>
     >>> route("How do I change the oil filter?")
@@ -67,9 +67,9 @@ def route(question: str) -> Task:
     <Task.EXPLAIN: 'EXPLAIN'>
     """
     for task, pattern in _RULES:
-        if pattern.search(question):
+        if task in tasks and pattern.search(question):
             return task
-    return Task.EXPLAIN
+    return Task.EXPLAIN if Task.EXPLAIN in tasks else tasks[0]
 
 
 def prefixed(task: Task, instruction: str, template: str = "[{TASK}] {instruction}") -> str:

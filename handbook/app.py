@@ -145,7 +145,9 @@ class Handbook:
 
     def chat(self) -> ChatModel:
         if self._chat is None:
-            self._chat = CHAT_MODELS.create(self.settings.chat.backend, self.settings.chat)
+            self._chat = CHAT_MODELS.create(
+                self.settings.chat.backend, self.settings.chat, self.settings.models_path
+            )
         return self._chat
 
     async def indexer(self) -> Indexer:

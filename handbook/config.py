@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from handbook.errors import ConfigError
+from handbook.types import Task
 
 ENV_PREFIX = "HANDBOOK_"
 CONFIG_ENV = "HANDBOOK_CONFIG"
@@ -93,9 +94,39 @@ class RetrievalSettings(Section):
 
 
 class ChatSettings(Section):
-    backend: str = Field("llamacpp", description="llamacpp (in-process GGUF) or ollama.")
+    backend: str = Field(
+        "llamacpp",
+        description="llamacpp (in-process GGUF), ollama, or adapter (transformers + peft LoRA).",
+    )
     model: str = Field(
-        "smollm2", description="llamacpp: 'smollm2' (packaged) or a .gguf path; ollama: a tag."
+        "smollm2",
+        description="llamacpp: 'smollm2' (packaged) or a .gguf path; ollama: a tag; adapter: the "
+        "base model: 'smollm2', a .gguf file, a local folder or a Hugging Face id.",
+    )
+    adapter: str | None = Field(
+        None,
+        description="LoRA adapter: a peft adapter folder (backend adapter) or a GGUF LoRA file "
+        "(backend llamacpp).",
+    )
+    adapter_scale: float = Field(1.0, description="llamacpp: strength of the GGUF LoRA.")
+    device: str = Field(
+        "auto", description="adapter: torch device: auto (CUDA, then MPS, then CPU), cuda, mps, cpu."
+    )
+    quantization: Literal["auto", "none", "4bit", "8bit"] = Field(
+        "auto",
+        description="adapter: load the base model in 4-bit (NF4) or 8-bit through bitsandbytes; "
+        "auto = 4-bit on CUDA when bitsandbytes is installed, else full precision.",
+    )
+    task_prefix: bool | None = Field(
+        None,
+        description="Start the question with its task, as in task_template (what fine-tuned "
+        "adapters expect). None = on for the adapter backend and when a llamacpp adapter is set.",
+    )
+    task_template: str = Field(
+        "[{TASK}] {instruction}", description="Prompt format of task-prefixed questions."
+    )
+    tasks: tuple[Task, ...] = Field(
+        tuple(Task), description="Tasks the model was trained on; questions route to one of them."
     )
     host: str = Field("http://localhost:11434", description="Ollama server URL.")
     keep_alive: str = Field("30m", description="Ollama keep_alive: how long a model stays loaded.")
@@ -108,6 +139,86 @@ class ChatSettings(Section):
     seed: int = Field(42, description="Sampling seed, for reproducible answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads (llamacpp); None = all.")
     timeout_s: float = Field(300.0, gt=0, description="Give up on one answer after this long.")
+
+    @model_validator(mode="after")
+    def _template_and_tasks(self) -> ChatSettings:
+        if "{TASK}" not in self.task_template or "{instruction}" not in self.task_template:
+            raise ValueError("chat.task_template needs both {TASK} and {instruction}")
+        if not self.tasks:
+            raise ValueError("chat.tasks needs at least one task")
+        return self
+
+    @property
+    def uses_task_prefix(self) -> bool:
+        if self.task_prefix is not None:
+            return self.task_prefix
+        return self.backend == "adapter" or (self.backend == "llamacpp" and bool(self.adapter))
+
+
+class ExtractionSettings(ChatSettings):
+    """The model LightRAG extracts entities with; the residency section may let it answer too."""
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(1024, ge=1, description="Upper bound of generated tokens.")
+    context_tokens: int = Field(
+        8192, ge=512, description="Context window: LightRAG's prompts need 6-8k tokens."
+    )
+
+
+class ResidencySettings(Section):
+    window_s: float = Field(
+        300.0,
+        ge=0,
+        description="Answer with the extraction model if it was used this recently (and more "
+        "recently than the chat model) instead of swapping models; 0 = never.",
+    )
+    extraction_can_chat: bool = Field(
+        True, description="Whether the extraction model may answer questions at all."
+    )
+    preload: bool = Field(True, description="Load the answering model when the API starts.")
+
+
+class HistorySettings(Section):
+    strategy: Literal["none", "truncate", "window", "summarize"] = Field(
+        "window",
+        description="What a session remembers: none; truncate (the last `turns` turns); window "
+        "(the newest turns that fit `budget_tokens`); summarize (older turns summarized).",
+    )
+    turns: int = Field(4, ge=1, description="truncate: question-answer pairs kept.")
+    budget_tokens: int = Field(
+        1024, ge=64, description="window/summarize: tokens of history, in the model's tokenizer."
+    )
+    summary_tokens: int = Field(200, ge=16, description="summarize: length of the summary.")
+
+
+class FinetuneSettings(Section):
+    base_model: str = Field(
+        "smollm2",
+        description="Model to fine-tune: 'smollm2' (packaged), a .gguf file, a local folder or a "
+        "Hugging Face id (e.g. meta-llama/Llama-3.2-3B-Instruct).",
+    )
+    method: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="lora; qlora (4-bit NF4 base through bitsandbytes); full (all weights)."
+    )
+    max_seq_length: int = Field(512, ge=16, description="Longer examples are reported, not cut.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling (alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
+    target_modules: tuple[str, ...] = Field(
+        ("q_proj", "k_proj", "v_proj", "o_proj"), description="Layers that get LoRA weights."
+    )
+    epochs: float = Field(3.0, gt=0, description="Passes over the training set.")
+    batch_size: int = Field(8, ge=1, description="Examples per device step.")
+    gradient_accumulation: int = Field(2, ge=1, description="Steps per optimizer update.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    optimizer: str = Field(
+        "auto", description="auto = paged_adamw_8bit on CUDA, adamw_torch elsewhere."
+    )
+    gradient_checkpointing: bool = Field(True, description="Trade compute for memory.")
+    device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cuda, mps, cpu.")
+    seed: int = Field(42, description="Seed for the split, initialisation and data order.")
 
 
 class IndexSettings(Section):
@@ -138,6 +249,18 @@ class Settings(BaseModel):
         default_factory=RetrievalSettings, description="How passages are found."
     )
     chat: ChatSettings = Field(default_factory=ChatSettings, description="The model that answers.")
+    extraction: ExtractionSettings = Field(
+        default_factory=ExtractionSettings, description="The model that extracts the graph."
+    )
+    residency: ResidencySettings = Field(
+        default_factory=ResidencySettings, description="Which loaded model answers."
+    )
+    history: HistorySettings = Field(
+        default_factory=HistorySettings, description="Conversation memory of sessions."
+    )
+    finetune: FinetuneSettings = Field(
+        default_factory=FinetuneSettings, description="LoRA/QLoRA/full fine-tuning."
+    )
     index: IndexSettings = Field(
         default_factory=IndexSettings, description="What `handbook index` reads."
     )
@@ -150,6 +273,15 @@ class Settings(BaseModel):
     def registry_path(self) -> Path:
         return self.home / "registry.sqlite"
 
+    @property
+    def sessions_path(self) -> Path:
+        return self.home / "sessions.sqlite"
+
+    @property
+    def models_path(self) -> Path:
+        """Converted base models (a GGUF turned into a transformers folder once)."""
+        return self.home / "models"
+
 
 PROFILES: dict[Profile, dict[str, Any]] = {
     Profile.OFFLINE: {},
@@ -157,6 +289,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "embedder": {"backend": "sentence-transformers", "model": "BAAI/bge-m3", "device": "cpu"},
         "store": {"backend": "qdrant", "url": "http://localhost:6333"},
         "chat": {"backend": "ollama", "model": "llama3.2:3b", "context_tokens": 8192},
+        "extraction": {"backend": "ollama", "model": "gemma3:4b-it-q8_0"},
         "chunking": {"max_tokens": 400, "overlap_tokens": 48},
     },
 }

@@ -12,6 +12,15 @@ Language = Literal["de", "en"]
 RetrievalMode = Literal["hybrid", "naive", "sparse"]
 
 
+class Task(StrEnum):
+    """What kind of answer a question asks for; fine-tuned adapters see it as `[TASK]`."""
+
+    SPEC = "SPEC"
+    PROCEDURE = "PROCEDURE"
+    EXPLAIN = "EXPLAIN"
+    TROUBLESHOOT = "TROUBLESHOOT"
+
+
 class Role(StrEnum):
     SYSTEM = "system"
     USER = "user"

@@ -29,12 +29,21 @@ class FakeOllama:
         self._backend: Any = None
         self._lock = threading.Lock()
 
-    def tokens(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+    def load(self, max_tokens: int = 64) -> float:
+        """Seconds it took to load the model (0 when it was loaded already)."""
         from generation.llamacpp import LlamaCppChat
 
         with self._lock:
-            if self._backend is None:
-                self._backend = LlamaCppChat(ChatSettings(max_tokens=max_tokens, temperature=0.0))
+            if self._backend is not None:
+                return 0.0
+            started = time.perf_counter()
+            self._backend = LlamaCppChat(ChatSettings(max_tokens=max_tokens, temperature=0.0))
+            asyncio.run(self._backend.load())
+            return time.perf_counter() - started
+
+    def tokens(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        self.load(max_tokens)
+        with self._lock:
             typed = [Message(Role(m["role"]), m["content"]) for m in messages]
 
             async def collect() -> list[str]:
@@ -94,7 +103,9 @@ def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": f"model '{model}' not found"})
                 return
             if self.path == "/api/generate":
-                self._json(200, {"model": model, "response": "", "done": True})
+                loaded_ns = int(fake.load() * 1e9)
+                reply = {"model": model, "response": "", "done": True, "load_duration": loaded_ns}
+                self._json(200, reply)
                 return
             if self.path != "/api/chat":
                 self._json(404, {"error": "not found"})

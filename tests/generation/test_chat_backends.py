@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +26,9 @@ QUESTION = [
 ]
 
 
-def collect(settings: ChatSettings) -> list[str]:
+def collect(settings: ChatSettings, models_dir: Path | None = None) -> list[str]:
     async def work() -> list[str]:
-        chat = CHAT_MODELS.create(settings.backend, settings)
+        chat = CHAT_MODELS.create(settings.backend, settings, models_dir or Path("models"))
         try:
             return [piece async for piece in chat.stream(QUESTION)]
         finally:
