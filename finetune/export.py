@@ -40,7 +40,9 @@ def llama_permute(weights: np.ndarray, n_head: int) -> np.ndarray:
     """
     shape = weights.shape
     return (
-        weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+        weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:])
+        .swapaxes(1, 2)
+        .reshape(shape)
     )
 
 
@@ -54,7 +56,9 @@ def to_gguf_lora(adapter: Path, base_config: dict[str, Any], output: Path) -> Pa
     config_file = adapter / "adapter_config.json"
     weights_file = adapter / "adapter_model.safetensors"
     if not config_file.is_file() or not weights_file.is_file():
-        raise ConfigError(f"{adapter} is not a peft LoRA adapter folder (need {weights_file.name}).")
+        raise ConfigError(
+            f"{adapter} is not a peft LoRA adapter folder (need {weights_file.name})."
+        )
     if base_config.get("model_type") != "llama":
         raise ConfigError(
             f"GGUF LoRA export supports Llama-family bases; this base is "

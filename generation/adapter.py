@@ -111,7 +111,7 @@ class PeftChat:
         ).to(model.device)
         cancel = threading.Event()
 
-        class Cancelled(StoppingCriteria):  # type: ignore[misc]  # transformers is untyped
+        class Cancelled(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
                 return cancel.is_set()
 
@@ -142,7 +142,7 @@ class PeftChat:
                     model.generate(**options)
             except Exception as exc:  # forwarded to the consumer below
                 errors.append(exc)
-                streamer.end()
+                streamer.end()  # type: ignore[no-untyped-call]  # unannotated upstream
 
         async with self._generate_lock:
             worker = asyncio.ensure_future(asyncio.to_thread(work))

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 from generation.base import ChatModel
 from generation.grounding import is_supported, quote_sources
+from generation.history import Count, History, Turn, as_messages, select, summary_request
 from generation.prompts import NOT_FOUND, build_messages, is_refusal
-from generation.tasks import route
+from generation.residency import Residency
+from generation.tasks import prefixed, route
+from handbook.config import HistorySettings
 from handbook.types import (
     Answer,
     Citation,
@@ -17,6 +20,7 @@ from handbook.types import (
     Message,
     Passage,
     RetrievalMode,
+    Role,
     SearchFilter,
 )
 from retrieval.search import Retriever, SearchResult
@@ -38,13 +42,21 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Summarized:
+    """The summarize strategy condensed the first `upto` turns of the session into `text`."""
+
+    text: str
+    upto: int
+
+
+@dataclass(frozen=True)
 class Replaced:
     """The streamed answer was not supported by the sources; this text replaces it."""
 
     text: str
 
 
-AnswerEvent = Retrieved | Token | Replaced | Done
+AnswerEvent = Retrieved | Token | Replaced | Summarized | Done
 
 
 def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
@@ -92,9 +104,18 @@ class RepeatGuard:
 
 
 class Answerer:
-    def __init__(self, retriever: Retriever, chat: ChatModel, sources: int = 3) -> None:
+    """Answers questions with the model residency picks, with or without a session's history."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        residency: Residency,
+        history: HistorySettings,
+        sources: int = 3,
+    ) -> None:
         self._retriever = retriever
-        self._chat = chat
+        self._residency = residency
+        self._history = history
         self._sources = sources
 
     async def stream(
@@ -104,7 +125,7 @@ class Answerer:
         k: int | None = None,
         where: SearchFilter | None = None,
         mode: RetrievalMode = "hybrid",
-        history: Sequence[Message] = (),
+        history: History | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """Events: the retrieval result, then answer tokens, then the finished answer."""
         result = await self._retriever.search(
@@ -112,18 +133,42 @@ class Answerer:
         )
         yield Retrieved(result)
         language: Language = result.language
-        task = route(question).value
-        if not result.passages:
+        history = history or History()
+        resident = self._residency.answering()
+        settings = resident.settings
+        task = route(question, settings.tasks)
+        if not result.passages and not history.turns:
             text = NOT_FOUND[language]
             yield Token(text)
             yield Done(
                 Answer(question, text, language, found=False, citations=(), model="", task=task)
             )
             return
-        messages = build_messages(question, result.passages, language, history)
+        chat = resident.chat
+        selection = select(history.turns, self._history, chat.count_tokens)
+        summary = history.summary
+        stale = history.summary_upto != len(selection.older)
+        if self._history.strategy == "summarize" and selection.older and stale:
+            summary = await self._summarize(chat, selection.older, language)
+            yield Summarized(summary, len(selection.older))
+        prefix = (
+            prefixed(task, question, settings.task_template) if settings.uses_task_prefix else ""
+        )
+        messages = fit_context(
+            build_messages(
+                question,
+                result.passages,
+                language,
+                as_messages(selection.kept, summary, language),
+                prefix,
+            ),
+            chat.count_tokens,
+            settings.context_tokens - settings.max_tokens,
+        )
+        self._residency.mark_used(resident)
         parts: list[str] = []
         guard = RepeatGuard()
-        stream = self._chat.stream(messages)
+        stream = chat.stream(messages)
         try:
             async for piece in stream:
                 if not guard.feed(piece):
@@ -135,7 +180,16 @@ class Answerer:
         generated = "".join(parts).strip()
         found = bool(generated) and not is_refusal(generated)
         text = generated
-        if found and not is_supported(generated, question, result.passages, language):
+        conversation = "\n".join(m.content for m in messages[1:-1])
+        if not result.passages:
+            # Answered from the conversation alone: nothing to cite, nothing from the manuals.
+            if not found or not is_supported(generated, question, (), language, conversation):
+                text = NOT_FOUND[language]
+                yield Replaced(text)
+            found = False
+        elif found and not is_supported(
+            generated, question, result.passages, language, conversation
+        ):
             text = quote_sources(question, result.passages, language)
             yield Replaced(text)
         yield Done(
@@ -145,14 +199,36 @@ class Answerer:
                 language,
                 found=found,
                 citations=citations(result.passages) if found else (),
-                model=self._chat.name,
+                model=chat.name,
                 task=task,
                 model_answer=generated,
             )
         )
+
+    async def _summarize(self, chat: ChatModel, older: Sequence[Turn], language: Language) -> str:
+        words = max(10, self._history.summary_tokens * 3 // 4)
+        pieces = [piece async for piece in chat.stream(summary_request(older, language, words))]
+        return "".join(pieces).strip()
 
     async def ask(self, question: str, **kwargs: object) -> Answer:
         async for event in self.stream(question, **kwargs):  # type: ignore[arg-type]  # forwarded
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without a Done event")
+
+
+def fit_context(messages: list[Message], count: Count, limit: int) -> list[Message]:
+    """Drop the oldest history messages until the prompt fits `limit` tokens. The system
+    prompt and the question with its sources are always kept.
+
+    >>> m = [Message(Role.SYSTEM, "s"), Message(Role.USER, "old q"),
+    ...      Message(Role.ASSISTANT, "old a"), Message(Role.USER, "q")]
+    >>> [x.content for x in fit_context(m, len, 8)]
+    ['s', 'q']
+    """
+    system, *history, question = messages
+    while history and sum(count(m.content) for m in [system, *history, question]) > limit:
+        history = history[1:]
+        if history and history[0].role == Role.ASSISTANT:  # no answer without its question
+            history = history[1:]
+    return [system, *history, question]

@@ -43,9 +43,14 @@ def _content_words(text: str) -> set[str]:
 
 
 def is_supported(
-    answer: str, question: str, passages: Sequence[Passage], language: Language
+    answer: str,
+    question: str,
+    passages: Sequence[Passage],
+    language: Language,
+    conversation: str = "",
 ) -> bool:
-    """
+    """`conversation`: earlier turns, which count as support too ("Your name is Alice").
+
     >>> from handbook.types import Chunk, Passage
     >>> p = [Passage(Chunk("d", 0, "Maximaldruck 210 bar, Tank 60 l", "T", "x", 1, (), "de"), 1.0)]
     >>> is_supported("Der Maximaldruck beträgt 210 bar [1].", "Welcher Druck?", p, "de")
@@ -55,7 +60,7 @@ def is_supported(
     >>> is_supported("Welcher Druck?", "Welcher Druck?", p, "de")
     False
     """
-    sources = "\n".join(p.chunk.text for p in passages)
+    sources = "\n".join([*(p.chunk.text for p in passages), conversation])
     if not _numbers(answer) <= _numbers(sources):
         return False
     words = _content_words(answer)

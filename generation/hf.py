@@ -107,7 +107,7 @@ def materialize_gguf(gguf: Path, models_dir: Path) -> Path:
     except (ValueError, OSError) as exc:
         raise ConfigError(f"transformers cannot load {gguf}: {exc}") from exc
     # The weights are plain floats now; drop the marker that says "quantized with GGUF".
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # the attribute is optional
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(partial)
@@ -135,14 +135,16 @@ def load_causal_lm(base: str, placement: Placement) -> tuple[Any, Any]:
         from transformers import BitsAndBytesConfig
 
         if placement.quantization == "4bit":
-            kwargs["quantization_config"] = BitsAndBytesConfig(
+            kwargs["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_compute_dtype=kwargs["dtype"],
                 bnb_4bit_use_double_quant=True,
             )
         else:
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+            kwargs["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+                load_in_8bit=True
+            )
         kwargs["device_map"] = {"": placement.device}
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
@@ -153,5 +155,5 @@ def load_causal_lm(base: str, placement: Placement) -> tuple[Any, Any]:
             f"first (`hf download {base}`) or set chat.model to a local folder or .gguf file."
         ) from exc
     if placement.quantization == "none":
-        model.to(placement.device)
+        model.to(placement.device)  # type: ignore[arg-type]  # a device name is accepted
     return model, tokenizer

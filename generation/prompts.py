@@ -23,6 +23,20 @@ SYSTEM = {
     ),
 }
 
+# No passage matched, but the session has history: the question may be about the conversation.
+CONVERSATION_SYSTEM = {
+    "en": (
+        "You are Handbook, an assistant for technical manuals. No manual passage matches this "
+        "question. If the conversation so far answers it, answer from the conversation. "
+        "Otherwise say that the manuals do not cover it. Answer in English, briefly."
+    ),
+    "de": (
+        "Du bist Handbook, ein Assistent für technische Handbücher. Keine Stelle der Handbücher "
+        "passt zu dieser Frage. Wenn das bisherige Gespräch sie beantwortet, antworte daraus. "
+        "Sonst sage, dass die Handbücher dazu keine Angaben machen. Antworte auf Deutsch und knapp."
+    ),
+}
+
 NOT_FOUND = {
     "en": "The indexed manuals do not contain information about this question.",
     "de": "Die indexierten Handbücher enthalten zu dieser Frage keine Angaben.",
@@ -61,9 +75,24 @@ def build_messages(
     passages: Sequence[Passage],
     language: Language,
     history: Sequence[Message] = (),
+    task_prefix: str = "",
 ) -> list[Message]:
-    user = f"{format_sources(passages, language)}\n\n{QUESTION_LABEL[language]}: {question}"
-    return [Message(Role.SYSTEM, SYSTEM[language]), *history, Message(Role.USER, user)]
+    """System prompt, history, then the sources and the question. With `task_prefix` (the
+    `[TASK] question` line a fine-tuned adapter expects) the question comes first.
+
+    >>> build_messages("Torque?", [], "en", task_prefix="[SPEC] Torque?")[-1].content
+    '[SPEC] Torque?'
+    """
+    if not passages:
+        system = CONVERSATION_SYSTEM[language]
+        user = task_prefix or question
+    elif task_prefix:
+        system = SYSTEM[language]
+        user = f"{task_prefix}\n\n{format_sources(passages, language)}"
+    else:
+        system = SYSTEM[language]
+        user = f"{format_sources(passages, language)}\n\n{QUESTION_LABEL[language]}: {question}"
+    return [Message(Role.SYSTEM, system), *history, Message(Role.USER, user)]
 
 
 def is_refusal(answer: str) -> bool:

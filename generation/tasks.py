@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from handbook.types import Task
 
-
 _TROUBLESHOOT = re.compile(
     r"\b(fault|error|fehler\w*|störung\w*|warn\w*|alarm\w*|defekt\w*|problem\w*"
     r"|undicht\w*|leak\w*|quietsch\w*|noise|geräusch\w*"

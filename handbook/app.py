@@ -16,7 +16,9 @@ from types import TracebackType
 from typing import IO
 
 from generation.answer import Answerer
-from generation.base import CHAT_MODELS, ChatModel
+from generation.base import ChatModel
+from generation.residency import Residency
+from generation.sessions import Conversation, SessionStore
 from handbook.config import Settings
 from handbook.errors import ConfigError, NotIndexed, StoreLocked
 from ingestion.base import EMBEDDERS, Embedder
@@ -70,7 +72,8 @@ class Handbook:
         self._registry: DocumentRegistry | None = None
         self._embedder: Embedder | None = None
         self._store: VectorStore | None = None
-        self._chat: ChatModel | None = None
+        self._residency: Residency | None = None
+        self._sessions: SessionStore | None = None
 
     async def __aenter__(self) -> Handbook:
         if self.settings.store.backend in EMBEDDED_STORES:
@@ -86,8 +89,10 @@ class Handbook:
         try:
             if self._store is not None:
                 await self._store.close()
-            if self._chat is not None:
-                await self._chat.close()
+            if self._residency is not None:
+                await self._residency.close()
+            if self._sessions is not None:
+                self._sessions.close()
             if self._registry is not None:
                 self._registry.close()
         finally:
@@ -143,12 +148,29 @@ class Handbook:
         for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
             candidate.unlink(missing_ok=True)
 
-    def chat(self) -> ChatModel:
-        if self._chat is None:
-            self._chat = CHAT_MODELS.create(
-                self.settings.chat.backend, self.settings.chat, self.settings.models_path
+    def residency(self) -> Residency:
+        """Decides which model answers; holds every loaded model."""
+        if self._residency is None:
+            self._residency = Residency(
+                self.settings.chat,
+                self.settings.extraction,
+                self.settings.residency,
+                self.settings.models_path,
+                self.registry,
             )
-        return self._chat
+        return self._residency
+
+    def chat(self) -> ChatModel:
+        return self.residency().chat().chat
+
+    @property
+    def sessions(self) -> SessionStore:
+        if self._sessions is None:
+            self._sessions = SessionStore(self.settings.sessions_path)
+        return self._sessions
+
+    async def conversation(self) -> Conversation:
+        return Conversation(await self.answerer(), self.sessions)
 
     async def indexer(self) -> Indexer:
         embedder = self._check_embedder(writing=True)
@@ -161,4 +183,9 @@ class Handbook:
         return Retriever(embedder, await self.store(), self.settings.retrieval)
 
     async def answerer(self) -> Answerer:
-        return Answerer(await self.retriever(), self.chat(), self.settings.chat.sources)
+        return Answerer(
+            await self.retriever(),
+            self.residency(),
+            self.settings.history,
+            self.settings.chat.sources,
+        )

@@ -17,7 +17,7 @@ import click
 if TYPE_CHECKING:
     from handbook.app import Handbook
     from handbook.config import Settings
-    from handbook.types import Answer, SearchFilter
+    from handbook.types import SearchFilter
     from retrieval.search import SearchResult
 
 T = TypeVar("T")
@@ -172,21 +172,6 @@ def _result_json(result: SearchResult) -> dict[str, Any]:
     }
 
 
-def _answer_json(answer: Answer) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {
-        "question": answer.question,
-        "answer": answer.answer,
-        "language": answer.language,
-        "found": answer.found,
-        "task": answer.task,
-        "model": answer.model,
-        "model_answer": answer.model_answer,
-        "citations": [asdict(c) for c in answer.citations],
-    }
-
-
 filter_options = [
     click.option("-k", type=click.IntRange(1, 100), default=None, help="Number of sources."),
     click.option(
@@ -277,7 +262,7 @@ def ask(
                     click.echo(event.text)
                 elif isinstance(event, Done):
                     if as_json:
-                        click.echo(json.dumps(_answer_json(event.answer), ensure_ascii=False))
+                        click.echo(json.dumps(event.answer.to_dict(), ensure_ascii=False))
                     else:
                         click.echo()
                         print_sources(event.answer)

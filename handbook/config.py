@@ -110,7 +110,8 @@ class ChatSettings(Section):
     )
     adapter_scale: float = Field(1.0, description="llamacpp: strength of the GGUF LoRA.")
     device: str = Field(
-        "auto", description="adapter: torch device: auto (CUDA, then MPS, then CPU), cuda, mps, cpu."
+        "auto",
+        description="adapter: torch device: auto (CUDA, then MPS, then CPU), cuda, mps, cpu.",
     )
     quantization: Literal["auto", "none", "4bit", "8bit"] = Field(
         "auto",
@@ -173,9 +174,9 @@ class ResidencySettings(Section):
         "recently than the chat model) instead of swapping models; 0 = never.",
     )
     extraction_can_chat: bool = Field(
-        True, description="Whether the extraction model may answer questions at all."
+        default=True, description="Whether the extraction model may answer questions at all."
     )
-    preload: bool = Field(True, description="Load the answering model when the API starts.")
+    preload: bool = Field(default=True, description="Load the answering model when the API starts.")
 
 
 class HistorySettings(Section):
@@ -216,7 +217,7 @@ class FinetuneSettings(Section):
     optimizer: str = Field(
         "auto", description="auto = paged_adamw_8bit on CUDA, adamw_torch elsewhere."
     )
-    gradient_checkpointing: bool = Field(True, description="Trade compute for memory.")
+    gradient_checkpointing: bool = Field(default=True, description="Trade compute for memory.")
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cuda, mps, cpu.")
     seed: int = Field(42, description="Seed for the split, initialisation and data order.")
 
@@ -421,5 +422,5 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     if isinstance(value, tuple):
-        return list(value)
+        return [_plain(v) for v in value]
     return value

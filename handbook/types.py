@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Language = Literal["de", "en"]
 RetrievalMode = Literal["hybrid", "naive", "sparse"]
@@ -148,3 +148,21 @@ class Answer:
     model_answer: str = ""
     """What the model generated; differs from `answer` when that was replaced by quotes from
     the sources because the sources did not support it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `handbook ask --json` and of the API."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "language": self.language,
+            "found": self.found,
+            "task": self.task,
+            "model": self.model,
+            "model_answer": self.model_answer,
+            "citations": [asdict(c) for c in self.citations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        fields = {**data, "citations": tuple(Citation(**c) for c in data["citations"])}
+        return cls(**fields)

@@ -25,8 +25,12 @@ class ScriptedChat:
     script = ""
     calls: ClassVar[list[Sequence[Message]]] = []
 
-    def __init__(self, settings: ChatSettings) -> None:
+    def __init__(self, settings: ChatSettings, models_dir: Path) -> None:
         self.name = "scripted"
+        self.load_seconds: float | None = None
+
+    async def load(self) -> None:
+        self.load_seconds = 0.0
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         ScriptedChat.calls.append(messages)

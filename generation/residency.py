@@ -1,0 +1,130 @@
+"""Model residency: which loaded model answers, so that models are not swapped per request.
+
+Loading gemma-3-4b Q8_0 took 76 s on a 6 GB GPU; swapping between the extraction and the chat
+model on every request is unusable. Rule: if the extraction model was used within
+`residency.window_s`, more recently than the chat model, and may chat, it answers; otherwise the
+chat model does. Last-use times live in the document registry (SQLite), so a graph build in one
+process and questions in another (the API) see the same clock. Identical settings share one
+loaded instance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from generation.base import CHAT_MODELS, ChatModel
+from handbook.config import ChatSettings, ResidencySettings
+
+
+class UsageLog(Protocol):
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A model and the settings it was built from (prompt format, tasks, limits)."""
+
+    chat: ChatModel
+    settings: ChatSettings
+
+
+def choose(
+    chat: str,
+    extraction: str,
+    last_used: Mapping[str, float],
+    now: float,
+    settings: ResidencySettings,
+) -> str:
+    """The name of the model that should answer.
+
+    >>> s = ResidencySettings(window_s=300)
+    >>> choose("chat", "extract", {"extract": 1000.0}, 1100.0, s)
+    'extract'
+    >>> choose("chat", "extract", {"extract": 1000.0, "chat": 1050.0}, 1100.0, s)
+    'chat'
+    >>> choose("chat", "extract", {"extract": 1000.0}, 1400.0, s)
+    'chat'
+    """
+    if not settings.extraction_can_chat or settings.window_s <= 0 or chat == extraction:
+        return chat
+    used = last_used.get(extraction)
+    if used is None or now - used > settings.window_s:
+        return chat
+    return extraction if used >= last_used.get(chat, float("-inf")) else chat
+
+
+def _identity(settings: ChatSettings) -> tuple[str, str, str, str | None]:
+    return (settings.backend, settings.model, settings.host, settings.adapter)
+
+
+class Residency:
+    def __init__(
+        self,
+        chat: ChatSettings,
+        extraction: ChatSettings,
+        settings: ResidencySettings,
+        models_dir: Path,
+        usage: UsageLog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._chat_settings = chat
+        self._extraction_settings = extraction
+        self._settings = settings
+        self._models_dir = models_dir
+        self._usage = usage
+        self._clock = clock
+        self._loaded: dict[tuple[str, str, str, str | None], ChatModel] = {}
+
+    def _model(self, settings: ChatSettings) -> ChatModel:
+        key = _identity(settings)
+        if key not in self._loaded:
+            self._loaded[key] = CHAT_MODELS.create(settings.backend, settings, self._models_dir)
+        return self._loaded[key]
+
+    def chat(self) -> Resident:
+        return Resident(self._model(self._chat_settings), self._chat_settings)
+
+    def extraction(self) -> Resident:
+        return Resident(self._model(self._extraction_settings), self._extraction_settings)
+
+    def _last_used(self, name: str) -> float | None:
+        value = self._usage.get_meta(f"model_used:{name}")
+        return float(value) if value else None
+
+    def answering(self) -> Resident:
+        chat_name = self._name(self._chat_settings)
+        extraction_name = self._name(self._extraction_settings)
+        times = {
+            name: used
+            for name in (chat_name, extraction_name)
+            if (used := self._last_used(name)) is not None
+        }
+        chosen = choose(chat_name, extraction_name, times, self._clock(), self._settings)
+        return self.extraction() if chosen == extraction_name else self.chat()
+
+    def mark_used(self, resident: Resident) -> None:
+        self._usage.set_meta(f"model_used:{self._name(resident.settings)}", repr(self._clock()))
+
+    @staticmethod
+    def _name(settings: ChatSettings) -> str:
+        return ":".join(str(part) for part in _identity(settings))
+
+    async def preload(self) -> Resident:
+        """Load the model that would answer now, so the first question does not wait."""
+        resident = self.answering()
+        await resident.chat.load()
+        return resident
+
+    def load_times(self) -> dict[str, float | None]:
+        return {model.name: model.load_seconds for model in self._loaded.values()}
+
+    async def close(self) -> None:
+        for model in self._loaded.values():
+            await model.close()
+        self._loaded.clear()

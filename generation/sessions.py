@@ -1,0 +1,189 @@
+"""Conversation sessions, persisted in SQLite (`sessions.sqlite` in the data folder).
+
+A turn is written once, in one transaction, after its answer is complete: a failed or cancelled
+answer (model down, timeout, Ctrl-C) leaves the session exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generation.answer import Answerer, AnswerEvent, Done, Summarized
+from generation.history import History, Turn
+from handbook.errors import HandbookError
+from handbook.types import Answer
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    summary_upto INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS turns (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    answer_json TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (session_id, n)
+);
+"""
+
+
+class SessionNotFound(HandbookError):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    title: str
+    created: float
+    updated: float
+    turns: int
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    n: int
+    answer: Answer
+    created: float
+
+
+class SessionStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create(self, title: str = "") -> SessionInfo:
+        now = time.time()
+        session_id = uuid.uuid4().hex[:12]
+        self._db.execute(
+            "INSERT INTO sessions (id, title, created, updated) VALUES (?, ?, ?, ?)",
+            (session_id, title, now, now),
+        )
+        return SessionInfo(session_id, title, now, now, 0)
+
+    def all(self) -> list[SessionInfo]:
+        rows = self._db.execute(
+            "SELECT s.id, s.title, s.created, s.updated, COUNT(t.n) FROM sessions s "
+            "LEFT JOIN turns t ON t.session_id = s.id GROUP BY s.id ORDER BY s.updated DESC"
+        ).fetchall()
+        return [SessionInfo(*row) for row in rows]
+
+    def get(self, session_id: str) -> SessionInfo:
+        for info in self.all():
+            if info.id == session_id:
+                return info
+        raise SessionNotFound(
+            f"There is no session {session_id!r}. `handbook chat` starts a new one; "
+            "`handbook chat --list` shows the existing ones."
+        )
+
+    def history(self, session_id: str) -> History:
+        self.get(session_id)
+        turns = self._db.execute(
+            "SELECT question, answer FROM turns WHERE session_id = ? ORDER BY n", (session_id,)
+        ).fetchall()
+        summary, upto = self._db.execute(
+            "SELECT summary, summary_upto FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return History(tuple(Turn(q, a) for q, a in turns), summary, upto)
+
+    def turns(self, session_id: str) -> list[StoredTurn]:
+        self.get(session_id)
+        rows = self._db.execute(
+            "SELECT n, answer_json, created FROM turns WHERE session_id = ? ORDER BY n",
+            (session_id,),
+        ).fetchall()
+        return [StoredTurn(n, Answer.from_dict(json.loads(data)), at) for n, data, at in rows]
+
+    def add_turn(
+        self, session_id: str, answer: Answer, summary: tuple[str, int] | None = None
+    ) -> None:
+        """One transaction: the turn, the new summary (if any) and the session's title."""
+        now = time.time()
+        data = json.dumps(answer.to_dict(), ensure_ascii=False)
+        with self._transaction():
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            self._db.execute(
+                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, count, answer.question, answer.answer, data, now),
+            )
+            self._db.execute(
+                "UPDATE sessions SET updated = ?, title = CASE WHEN title = '' THEN ? "
+                "ELSE title END WHERE id = ?",
+                (now, answer.question[:80], session_id),
+            )
+            if summary is not None:
+                self._db.execute(
+                    "UPDATE sessions SET summary = ?, summary_upto = ? WHERE id = ?",
+                    (*summary, session_id),
+                )
+
+    def reset(self, session_id: str) -> None:
+        """Forget the session's turns; the session itself stays."""
+        self.get(session_id)
+        with self._transaction():
+            self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,))
+            self._db.execute(
+                "UPDATE sessions SET summary = '', summary_upto = 0 WHERE id = ?", (session_id,)
+            )
+
+    def delete(self, session_id: str) -> None:
+        self.get(session_id)
+        self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def _transaction(self) -> Any:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class Conversation:
+    """Asks within a session: history in, the finished turn out (and stored)."""
+
+    def __init__(self, answerer: Answerer, store: SessionStore) -> None:
+        self._answerer = answerer
+        self._store = store
+
+    async def stream(
+        self, session_id: str, question: str, **kwargs: Any
+    ) -> AsyncIterator[AnswerEvent]:
+        history = self._store.history(session_id)
+        summary: tuple[str, int] | None = None
+        async for event in self._answerer.stream(question, history=history, **kwargs):
+            if isinstance(event, Summarized):
+                summary = (event.text, event.upto)
+            if isinstance(event, Done):
+                self._store.add_turn(session_id, event.answer, summary)
+            yield event
