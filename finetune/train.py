@@ -93,7 +93,7 @@ def train(
         import torch
         from datasets import Dataset
         from peft import LoraConfig
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # lazy exports
     except ImportError as exc:
         raise missing_extra(exc.name or "trl", "finetune") from None
     if not train_set:

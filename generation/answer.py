@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from generation.base import ChatModel
-from generation.grounding import is_supported, quote_sources
+from generation.grounding import is_supported, numbers_supported, quote_sources
 from generation.history import Count, History, Turn, as_messages, select, summary_request
 from generation.prompts import NOT_FOUND, build_messages, is_refusal
 from generation.residency import Residency
@@ -133,11 +133,12 @@ class Answerer:
         )
         yield Retrieved(result)
         language: Language = result.language
+        in_session = history is not None
         history = history or History()
         resident = self._residency.answering()
         settings = resident.settings
         task = route(question, settings.tasks)
-        if not result.passages and not history.turns:
+        if not result.passages and not in_session:
             text = NOT_FOUND[language]
             yield Token(text)
             yield Done(
@@ -182,8 +183,9 @@ class Answerer:
         text = generated
         conversation = "\n".join(m.content for m in messages[1:-1])
         if not result.passages:
-            # Answered from the conversation alone: nothing to cite, nothing from the manuals.
-            if not found or not is_supported(generated, question, (), language, conversation):
+            # Answered from the conversation alone: nothing to cite, and no number that the
+            # conversation does not hold (an invented torque is the answer never to give).
+            if not generated or not numbers_supported(generated, f"{conversation}\n{question}"):
                 text = NOT_FOUND[language]
                 yield Replaced(text)
             found = False

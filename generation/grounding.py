@@ -42,6 +42,17 @@ def _content_words(text: str) -> set[str]:
     return {fold(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS}
 
 
+def numbers_supported(answer: str, text: str) -> bool:
+    """Every number in `answer` occurs in `text`.
+
+    >>> numbers_supported("Your name is Alice.", "My name is Alice.")
+    True
+    >>> numbers_supported("Use 120 Nm.", "My name is Alice.")
+    False
+    """
+    return _numbers(answer) <= _numbers(text)
+
+
 def is_supported(
     answer: str,
     question: str,
@@ -61,7 +72,7 @@ def is_supported(
     False
     """
     sources = "\n".join([*(p.chunk.text for p in passages), conversation])
-    if not _numbers(answer) <= _numbers(sources):
+    if not numbers_supported(answer, sources):
         return False
     words = _content_words(answer)
     numbers = _numbers(answer)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,7 +17,7 @@ import click
 if TYPE_CHECKING:
     from handbook.app import Handbook
     from handbook.config import Settings
-    from handbook.types import SearchFilter
+    from handbook.types import Answer, SearchFilter
     from retrieval.search import SearchResult
 
 T = TypeVar("T")
@@ -230,9 +230,35 @@ def search(
     run(ctx, work)
 
 
+async def _show(
+    events: AsyncIterator[Any], *, as_json: bool, sources: bool = True
+) -> Answer | None:
+    """Stream an answer's events to the terminal (or one JSON line); return the answer."""
+    from generation.answer import Done, Replaced, Token
+    from handbook.render import print_sources
+
+    answer = None
+    async for event in events:
+        if isinstance(event, Token) and not as_json:
+            click.echo(event.text, nl=False)
+        elif isinstance(event, Replaced) and not as_json:
+            click.echo("\n")
+            click.echo(event.text)
+        elif isinstance(event, Done):
+            answer = event.answer
+            if as_json:
+                click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+            else:
+                click.echo()
+                if sources:
+                    print_sources(answer)
+    return answer
+
+
 @cli.command()
 @click.argument("question", required=False)
 @with_filters
+@click.option("--session", help="Ask within this session (its history; the turn is kept).")
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -243,29 +269,131 @@ def ask(
     mode: str,
     batch: Path | None,
     as_json: bool,
+    session: str | None,
 ) -> None:
     """Answer QUESTION from the indexed manuals, with sources (document, page)."""
-    from generation.answer import Done, Replaced, Token
-    from handbook.render import print_sources
-
     questions = list(_questions(question, batch))
 
     async def work(hb: Handbook) -> None:
-        answerer = await hb.answerer()
         where = _filter(docs, lang, hb)
-        for q in questions:
-            async for event in answerer.stream(q, k=k, where=where, mode=mode):  # type: ignore[arg-type]
-                if isinstance(event, Token) and not as_json:
-                    click.echo(event.text, nl=False)
-                elif isinstance(event, Replaced) and not as_json:
-                    click.echo("\n")
-                    click.echo(event.text)
-                elif isinstance(event, Done):
-                    if as_json:
-                        click.echo(json.dumps(event.answer.to_dict(), ensure_ascii=False))
-                    else:
-                        click.echo()
-                        print_sources(event.answer)
+        options = {"k": k, "where": where, "mode": mode}
+        if session is not None:
+            conversation = await hb.conversation()
+            for q in questions:
+                await _show(conversation.stream(session, q, **options), as_json=as_json)
+        else:
+            answerer = await hb.answerer()
+            for q in questions:
+                await _show(answerer.stream(q, **options), as_json=as_json)  # type: ignore[arg-type]
+
+    run(ctx, work)
+
+
+CHAT_HELP = "Commands: /sources (of the last answer), /reset (forget this session), /exit."
+
+
+@cli.command()
+@click.option("--session", help="Continue this session (see `handbook sessions list`).")
+@click.option("--mode", type=MODES, default="hybrid", show_default=True, help="Retrieval mode.")
+@click.pass_context
+def chat(ctx: click.Context, session: str | None, mode: str) -> None:
+    """Talk with the manuals: questions keep their context (settings: history.*)."""
+    import asyncio
+
+    from handbook.render import print_sources
+
+    async def work(hb: Handbook) -> None:
+        conversation = await hb.conversation()
+        session_id = session or hb.sessions.create().id
+        info = hb.sessions.get(session_id)
+        strategy = hb.settings.history.strategy
+        click.secho(
+            f"Session {info.id} ({info.turns} earlier turns, history: {strategy}). {CHAT_HELP}",
+            fg="cyan",
+            err=True,
+        )
+        last: Answer | None = None
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "> " if sys.stdin.isatty() else "")
+            except EOFError:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if line in ("/exit", "/quit"):
+                break
+            if line == "/reset":
+                hb.sessions.reset(session_id)
+                click.secho("History cleared.", fg="cyan", err=True)
+            elif line == "/sources":
+                if last is None or not last.citations:
+                    click.echo("No sources yet.")
+                else:
+                    print_sources(last)
+            elif line.startswith("/"):
+                click.echo(CHAT_HELP)
+            else:
+                stream = conversation.stream(session_id, line, mode=mode)
+                last = await _show(stream, as_json=False, sources=False)
+        click.secho(f"Continue with: handbook chat --session {session_id}", fg="cyan", err=True)
+
+    run(ctx, work)
+
+
+@cli.group()
+def sessions() -> None:
+    """Conversation sessions: list, show, delete."""
+
+
+@sessions.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def sessions_list(ctx: click.Context, as_json: bool) -> None:
+    """List sessions, newest first."""
+    from dataclasses import asdict
+
+    from handbook.render import sessions_table
+
+    async def work(hb: Handbook) -> None:
+        found = hb.sessions.all()
+        if as_json:
+            click.echo(json.dumps({"sessions": [asdict(s) for s in found]}, ensure_ascii=False))
+        else:
+            sessions_table(found)
+
+    run(ctx, work)
+
+
+@sessions.command("show")
+@click.argument("session")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def sessions_show(ctx: click.Context, session: str, as_json: bool) -> None:
+    """Print a session's questions and answers."""
+
+    async def work(hb: Handbook) -> None:
+        turns = hb.sessions.turns(session)
+        if as_json:
+            payload = {"session": session, "turns": [t.answer.to_dict() for t in turns]}
+            click.echo(json.dumps(payload, ensure_ascii=False))
+            return
+        for turn in turns:
+            click.secho(f"> {turn.answer.question}", bold=True)
+            click.echo(turn.answer.answer + "\n")
+
+    run(ctx, work)
+
+
+@sessions.command("delete")
+@click.argument("session")
+@click.pass_context
+def sessions_delete(ctx: click.Context, session: str) -> None:
+    """Delete a session and its history."""
+
+    async def work(hb: Handbook) -> None:
+        hb.sessions.delete(session)
+        click.echo(f"Deleted session {session}.")
 
     run(ctx, work)
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from ingestion.progress import Progress as Progress_
 
 if TYPE_CHECKING:
+    from generation.sessions import SessionInfo
     from handbook.types import Answer
     from ingestion.doc_registry import DocumentRecord
     from ingestion.pipeline import IndexReport
@@ -164,4 +165,17 @@ def docs_table(records: list[DocumentRecord]) -> None:
             str(r.chunks),
             Path(r.path).name,
         )
+    console.print(table)
+
+
+def sessions_table(found: list[SessionInfo]) -> None:
+    import datetime
+
+    if not found:
+        console.print("No sessions yet. Start one with `handbook chat`.")
+        return
+    table = Table("session", "turns", "last used", "title")
+    for info in found:
+        when = datetime.datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M")
+        table.add_row(info.id, str(info.turns), when, info.title)
     console.print(table)
