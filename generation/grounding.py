@@ -70,6 +70,8 @@ def is_supported(
     False
     >>> is_supported("Welcher Druck?", "Welcher Druck?", p, "de")
     False
+    >>> is_supported("Es sind 210 bar [1].", "Welcher Druck?", p, "de")  # only a number: fine
+    True
     """
     sources = "\n".join([*(p.chunk.text for p in passages), conversation])
     if not numbers_supported(answer, sources):
@@ -79,7 +81,7 @@ def is_supported(
     restates = words <= _content_words(question) and numbers <= _numbers(question)
     if restates or (len(words) < 2 and not numbers):
         return False  # restates the question, or says next to nothing
-    if all(p.chunk.language == language for p in passages):
+    if words and all(p.chunk.language == language for p in passages):
         known = _content_words(sources)
         return len(words & known) / len(words) >= MIN_SUPPORT
     return True

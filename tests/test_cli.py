@@ -15,7 +15,7 @@ from tests.conftest import SAMPLES
 
 
 def handbook(
-    *args: str, home: Path, check: bool = True, timeout: int = 600
+    *args: str, home: Path, check: bool = True, timeout: int = 600, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env["HANDBOOK_HOME"] = str(home)
@@ -25,6 +25,7 @@ def handbook(
         capture_output=True,
         text=True,
         timeout=timeout,
+        input=stdin,
     )
     if check:
         assert result.returncode == 0, result.stderr
@@ -141,3 +142,21 @@ def test_ask_before_indexing_says_what_to_do(tmp_path: Path) -> None:
     result = handbook("ask", "Hallo?", home=tmp_path / "empty", check=False)
     assert result.returncode == 1
     assert "handbook index" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_chat_streams_keeps_the_session_and_shows_sources_on_request(home: Path) -> None:
+    """`handbook chat` with the real packaged model, its input piped as a user might."""
+    script = "What is the maximum pressure of the HP-200 press?\n/sources\n/help\n"
+    out = handbook("chat", home=home, stdin=script, timeout=300)
+    assert "Session " in out.stderr and "history: window" in out.stderr
+    assert "hydraulic_press_hp200.md" in out.stdout, "/sources lists the last answer's sources"
+    assert "/reset" in out.stdout, "/help"
+    session = out.stderr.split("handbook chat --session ")[-1].strip()
+    listed = json.loads(handbook("sessions", "list", "--json", home=home).stdout)["sessions"]
+    assert [(s["id"], s["turns"]) for s in listed] == [(session, 1)]
+    again = handbook("chat", "--session", session, home=home, stdin="/reset\n")
+    assert "1 earlier turns" in again.stderr and "History cleared" in again.stderr
+    shown = json.loads(handbook("sessions", "show", session, "--json", home=home).stdout)
+    assert shown["turns"] == []
+    missing = handbook("ask", "--session", "nope", "Hi?", home=home, check=False)
+    assert missing.returncode == 1 and "no session 'nope'" in missing.stderr

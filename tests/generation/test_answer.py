@@ -5,51 +5,12 @@ test_chat_backends.py and test_cli.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
-
-import pytest
 
 from generation.answer import Done, Replaced, Token
-from generation.base import CHAT_MODELS
 from handbook.app import Handbook
-from handbook.config import ChatSettings
-from handbook.types import Answer, Message
+from handbook.types import Answer
 from tests.conftest import make_settings
-
-
-class ScriptedChat:
-    """Answers with a fixed text, token by token; records what it was asked."""
-
-    script = ""
-    calls: ClassVar[list[Sequence[Message]]] = []
-
-    def __init__(self, settings: ChatSettings, models_dir: Path) -> None:
-        self.name = "scripted"
-        self.load_seconds: float | None = None
-
-    async def load(self) -> None:
-        self.load_seconds = 0.0
-
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        ScriptedChat.calls.append(messages)
-        for word in ScriptedChat.script.split(" "):
-            yield word + " "
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    async def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def scripted() -> Iterator[type[ScriptedChat]]:
-    CHAT_MODELS.register("scripted", ScriptedChat)
-    ScriptedChat.calls = []
-    yield ScriptedChat
-    CHAT_MODELS.unregister("scripted")
 
 
 def ask(home: Path, question: str) -> tuple[Answer, list[object]]:
