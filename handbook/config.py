@@ -130,6 +130,11 @@ class ChatSettings(Section):
         tuple(Task), description="Tasks the model was trained on; questions route to one of them."
     )
     host: str = Field("http://localhost:11434", description="Ollama server URL.")
+    tokenizer: str | None = Field(
+        None,
+        description="ollama: a tokenizer.json for exact token counts (Ollama has no tokenize "
+        "route); llama3* models use the packaged Llama 3 tokenizer; others estimate.",
+    )
     keep_alive: str = Field("30m", description="Ollama keep_alive: how long a model stays loaded.")
     context_tokens: int = Field(4096, ge=512, description="Context window (n_ctx / num_ctx).")
     max_tokens: int = Field(200, ge=1, description="Upper bound of generated tokens.")

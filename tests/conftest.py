@@ -63,3 +63,11 @@ def indexed_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     asyncio.run(build())
     return home
+
+
+@pytest.fixture
+def own_index(indexed_home: Path, tmp_path: Path) -> Path:
+    """A copy of the indexed sample manuals that a test may write to (sessions, usage)."""
+    copy = tmp_path / "indexed-copy"
+    shutil.copytree(indexed_home, copy)
+    return copy

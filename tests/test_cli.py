@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +32,8 @@ def handbook(
 
 
 @pytest.fixture
-def home(indexed_home: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "home-copy"
-    shutil.copytree(indexed_home, copy)
-    return copy
+def home(own_index: Path) -> Path:
+    return own_index
 
 
 def test_help_and_config_show(tmp_path: Path) -> None:

@@ -141,3 +141,24 @@ def test_models_list_ps_pull_through_the_cli(tmp_path) -> None:  # type: ignore[
         timeout=60,
     )
     assert down.returncode == 1 and "ollama serve" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_ollama_counts_tokens_with_the_models_tokenizer(tmp_path: Path) -> None:
+    from generation.ollama import OllamaChat
+
+    text = "Wie viel Drehmoment für die Radschrauben?"
+    llama = OllamaChat(ChatSettings(backend="ollama", model="llama3.2:3b"))
+    assert llama.count_tokens(text) == 13, "the Llama 3 tokenizer, not an estimate"
+    other = OllamaChat(ChatSettings(backend="ollama", model="gemma3:4b"))
+    assert other.count_tokens(text) == len(text) // 4, "no tokenizer at hand: estimate"
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    words = Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    words.pre_tokenizer = Whitespace()  # type: ignore[assignment]  # property setter
+    words.save(str(tmp_path / "tokenizer.json"))
+    own = OllamaChat(
+        ChatSettings(backend="ollama", model="x", tokenizer=str(tmp_path / "tokenizer.json"))
+    )
+    assert own.count_tokens(text) == 7

@@ -4,6 +4,7 @@ scripted model (what it answers is input here; real models are tested in their o
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from generation.answer import Done, Summarized
 from generation.history import Turn, fit, select
+from generation.residency import Residency
 from generation.sessions import SessionNotFound
 from handbook.app import Handbook
 from handbook.config import HistorySettings
@@ -49,20 +51,20 @@ def sent(call: Sequence[Message]) -> str:
 @pytest.mark.parametrize(
     ("strategy", "remembered"), [("window", True), ("truncate", True), ("none", False)]
 )
-def test_my_name_is_alice(indexed_home: Path, scripted, strategy: str, remembered: bool) -> None:  # type: ignore[no-untyped-def]
+def test_my_name_is_alice(own_index: Path, scripted, strategy: str, remembered: bool) -> None:  # type: ignore[no-untyped-def]
     scripted.respond = remembers_names
     _, answers = chat(
-        indexed_home, ["My name is Alice.", "What is my name?"], HISTORY__STRATEGY=strategy
+        own_index, ["My name is Alice.", "What is my name?"], HISTORY__STRATEGY=strategy
     )
     assert ("Alice" in answers[1].answer) is remembered, answers[1]
     assert ("Alice" in sent(scripted.calls[-1])) is remembered
     assert not answers[1].found and answers[1].citations == (), "not from the manuals"
 
 
-def test_truncate_keeps_the_last_turns(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_truncate_keeps_the_last_turns(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The HP-200 press reaches 210 bar [1]."
     questions = [f"Question {n}: {DRAIN}" for n in range(4)]
-    chat(indexed_home, questions, HISTORY__STRATEGY="truncate", HISTORY__TURNS="2")
+    chat(own_index, questions, HISTORY__STRATEGY="truncate", HISTORY__TURNS="2")
     last = scripted.calls[-1]
     history = [m.content for m in last[1:-1]]
     assert [h for h in history if h.startswith("Question")] == questions[1:3]
@@ -100,12 +102,12 @@ def test_fit_keeps_nothing_when_one_turn_is_over_budget() -> None:
     assert fit(turns, 10, lambda t: len(t.split())).kept == ()
 
 
-def test_history_longer_than_the_context_is_cut_to_fit(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_history_longer_than_the_context_is_cut_to_fit(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The HP-200 press reaches 210 bar [1]."
     long = "Please remember this long remark about hydraulics. " * 60  # ~480 words per turn
-    session, _ = chat(indexed_home, [long, long], HISTORY__STRATEGY="truncate")
+    session, _ = chat(own_index, [long, long], HISTORY__STRATEGY="truncate")
     _, answers = chat(
-        indexed_home, [DRAIN], session, HISTORY__STRATEGY="truncate", CHAT__CONTEXT_TOKENS="1024"
+        own_index, [DRAIN], session, HISTORY__STRATEGY="truncate", CHAT__CONTEXT_TOKENS="1024"
     )
     assert answers[0].found
     prompt = scripted.calls[-1]
@@ -113,7 +115,7 @@ def test_history_longer_than_the_context_is_cut_to_fit(indexed_home: Path, scrip
     assert prompt[-1].content.endswith(DRAIN), "the question and its sources stay"
 
 
-def test_summarize_condenses_older_turns_once(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_summarize_condenses_older_turns_once(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     def respond(messages: Sequence[Message]) -> str:
         if messages[0].content.startswith("Summarize"):
             return "The user Alice asked about the HP-200 press."
@@ -122,14 +124,14 @@ def test_summarize_condenses_older_turns_once(indexed_home: Path, scripted) -> N
     scripted.respond = respond
     env = {"HISTORY__STRATEGY": "summarize", "HISTORY__BUDGET_TOKENS": "64"}
     long = f"{DRAIN} {DRAIN} {DRAIN}"  # ~30 words: two turns do not fit 64 tokens
-    session, _ = chat(indexed_home, [f"My name is Alice. {long}", long, long], **env)
+    session, _ = chat(own_index, [f"My name is Alice. {long}", long, long], **env)
     summaries = [c for c in scripted.calls if c[0].content.startswith("Summarize")]
     assert summaries and "Alice" in summaries[0][1].content
     last = scripted.calls[-1]
     assert any(m.role == Role.SYSTEM and "The user Alice" in m.content for m in last[1:])
 
     async def stored() -> tuple[str, int]:
-        async with Handbook(make_settings(indexed_home)) as hb:
+        async with Handbook(make_settings(own_index)) as hb:
             history = hb.sessions.history(session)
             return history.summary, history.summary_upto
 
@@ -137,14 +139,14 @@ def test_summarize_condenses_older_turns_once(indexed_home: Path, scripted) -> N
     assert summary.startswith("The user Alice") and upto >= 1
 
 
-def test_summary_is_reused_while_no_new_turn_drops_out(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_summary_is_reused_while_no_new_turn_drops_out(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.respond = lambda m: (
         "Short." if m[0].content.startswith("Summ") else "It is 210 bar [1]."
     )
 
     async def events(session: str) -> list[object]:
         settings = make_settings(
-            indexed_home,
+            own_index,
             CHAT__BACKEND="scripted",
             HISTORY__STRATEGY="summarize",
             HISTORY__BUDGET_TOKENS="64",
@@ -153,7 +155,7 @@ def test_summary_is_reused_while_no_new_turn_drops_out(indexed_home: Path, scrip
             return [e async for e in (await hb.conversation()).stream(session, DRAIN)]
 
     long = f"{DRAIN} {DRAIN} {DRAIN} {DRAIN}"  # 36 words: two such turns exceed 64 tokens
-    session, _ = chat(indexed_home, [long, long])
+    session, _ = chat(own_index, [long, long])
     first = asyncio.run(events(session))
     assert any(isinstance(e, Summarized) for e in first), "two turns fit no more: summarize"
     calls = len(scripted.calls)
@@ -163,26 +165,26 @@ def test_summary_is_reused_while_no_new_turn_drops_out(indexed_home: Path, scrip
     assert len(scripted.calls) == calls + 1, "only the answer, no summary call"
 
 
-def test_a_failed_answer_leaves_the_session_as_it_was(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_answer_leaves_the_session_as_it_was(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The HP-200 press reaches 210 bar [1]."
-    session, _ = chat(indexed_home, [DRAIN])
+    session, _ = chat(own_index, [DRAIN])
     scripted.fail_after = 2
     with pytest.raises(BackendUnavailable):
-        chat(indexed_home, ["And the tank volume?"], session)
+        chat(own_index, ["And the tank volume?"], session)
 
     async def turns() -> list[str]:
-        async with Handbook(make_settings(indexed_home)) as hb:
+        async with Handbook(make_settings(own_index)) as hb:
             return [t.answer.question for t in hb.sessions.turns(session)]
 
     assert asyncio.run(turns()) == [DRAIN]
 
 
-def test_sessions_list_reset_delete_and_unknown_ids(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_sessions_list_reset_delete_and_unknown_ids(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The HP-200 press reaches 210 bar [1]."
-    session, _ = chat(indexed_home, [DRAIN, DRAIN])
+    session, _ = chat(own_index, [DRAIN, DRAIN])
 
     async def work() -> None:
-        async with Handbook(make_settings(indexed_home)) as hb:
+        async with Handbook(make_settings(own_index)) as hb:
             info = hb.sessions.get(session)
             assert info.turns == 2 and info.title == DRAIN
             stored = hb.sessions.turns(session)[0].answer
@@ -195,7 +197,7 @@ def test_sessions_list_reset_delete_and_unknown_ids(indexed_home: Path, scripted
 
     asyncio.run(work())
     with pytest.raises(SessionNotFound):
-        chat(indexed_home, [DRAIN], "no-such-session")
+        chat(own_index, [DRAIN], "no-such-session")
 
 
 # --- residency --------------------------------------------------------------------------------
@@ -211,17 +213,24 @@ def residency_env(**extra: str) -> dict[str, str]:
     }
 
 
-def answering_model(home: Path, *, extraction_used_s_ago: float | None, **extra: str) -> str:
+def answering_model(home: Path, *, extracted_s_ago: float | None, **extra: str) -> str:
     async def work() -> str:
         import time
 
-        async with Handbook(make_settings(home, **residency_env(**extra))) as hb:
-            residency = hb.residency()
-            if extraction_used_s_ago is not None:
-                hb.registry.set_meta(
-                    f"model_used:{residency._name(hb.settings.extraction)}",
-                    repr(time.time() - extraction_used_s_ago),
+        now = time.time()
+        offset = extracted_s_ago or 0.0
+        settings = make_settings(home, **residency_env(**extra))
+        async with Handbook(settings) as hb:
+            if extracted_s_ago is not None:  # the graph stage ran `offset` seconds ago
+                past = Residency(
+                    settings.chat,
+                    settings.extraction,
+                    settings.residency,
+                    settings.models_path,
+                    hb.registry,
+                    clock=lambda: now - offset,
                 )
+                past.mark_extracted()
             answer = await (await hb.answerer()).ask(DRAIN)
             return answer.model
 
@@ -229,30 +238,32 @@ def answering_model(home: Path, *, extraction_used_s_ago: float | None, **extra:
 
 
 def test_recently_used_extraction_model_answers_instead_of_a_swap(
-    indexed_home: Path, scripted
+    own_index: Path, scripted
 ) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The HP-200 press reaches 210 bar [1]."
-    assert answering_model(indexed_home, extraction_used_s_ago=60) == "scripted:gemma3"
-    # Having answered, the chat model is now the most recent: next time it answers again
-    # only if the extraction model is not used in between.
-    assert answering_model(indexed_home, extraction_used_s_ago=None) == "scripted:gemma3"
-    assert answering_model(indexed_home, extraction_used_s_ago=600) == "scripted:llama3.2"
+    fresh = [own_index.with_name(f"fresh-{n}") for n in range(2)]
+    for copy in fresh:  # no answer given yet in these
+        shutil.copytree(own_index, copy)
+    assert answering_model(own_index, extracted_s_ago=60) == "scripted:gemma3"
+    # The loaded extraction model goes on answering while its window lasts.
+    assert answering_model(own_index, extracted_s_ago=None) == "scripted:gemma3"
+    assert answering_model(own_index, extracted_s_ago=600) == "scripted:llama3.2"
+    # The chat model answered just now, after that extraction: it stays.
+    assert answering_model(own_index, extracted_s_ago=60) == "scripted:llama3.2"
     assert (
-        answering_model(
-            indexed_home, extraction_used_s_ago=60, RESIDENCY__EXTRACTION_CAN_CHAT="false"
-        )
+        answering_model(fresh[0], extracted_s_ago=60, RESIDENCY__EXTRACTION_CAN_CHAT="false")
         == "scripted:llama3.2"
     )
     assert (
-        answering_model(indexed_home, extraction_used_s_ago=60, RESIDENCY__WINDOW_S="0")
+        answering_model(fresh[1], extracted_s_ago=60, RESIDENCY__WINDOW_S="0")
         == "scripted:llama3.2"
     )
 
 
-def test_identical_models_are_loaded_once_and_preloaded(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_identical_models_are_loaded_once_and_preloaded(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     async def work() -> dict[str, float | None]:
         env = residency_env(EXTRACTION__MODEL="llama3.2")
-        async with Handbook(make_settings(indexed_home, **env)) as hb:
+        async with Handbook(make_settings(own_index, **env)) as hb:
             residency = hb.residency()
             assert residency.chat().chat is residency.extraction().chat
             await residency.preload()
@@ -262,11 +273,11 @@ def test_identical_models_are_loaded_once_and_preloaded(indexed_home: Path, scri
     assert scripted.created == ["scripted:llama3.2"]
 
 
-def test_task_prefix_for_adapters(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+def test_task_prefix_for_adapters(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The HP-200 press reaches 210 bar [1]."
 
     async def work(**env: str) -> str:
-        async with Handbook(make_settings(indexed_home, CHAT__BACKEND="scripted", **env)) as hb:
+        async with Handbook(make_settings(own_index, CHAT__BACKEND="scripted", **env)) as hb:
             await (await hb.answerer()).ask(DRAIN)
         return scripted.calls[-1][-1].content
 
