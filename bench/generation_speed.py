@@ -89,10 +89,15 @@ async def bench_backend(home: Path, env: dict[str, str], rounds: int) -> dict[st
             if not sent:
                 raise SystemExit(f"No passage matched {question!r}: the model was not asked.")
             prompt = sent[0]
+            natural = (await timed(bare_stream(prompt)))[2]
             bare_runs, full_runs = [], []
             for _ in range(rounds):
                 full_runs.append(await timed(answerer.stream(question)))
-                bare_runs.append(await timed(bare_stream(prompt), len(full_runs[-1][2])))
+                # Where Handbook's repeat guard cut the answer short, the bare run stops at the
+                # same text; otherwise both run to the model's own end.
+                handbook_text = full_runs[-1][2]
+                limit = len(handbook_text) if handbook_text != natural else None
+                bare_runs.append(await timed(bare_stream(prompt), limit))
             rows.append((question, bare_runs, full_runs))
         bare_total = statistics.median(sum(r[1] for r in b) / rounds for _, b, _ in rows)
         full_total = statistics.median(sum(r[1] for r in f) / rounds for _, _, f in rows)

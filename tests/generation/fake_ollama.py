@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -45,11 +46,27 @@ class FakeOllama:
         self.load(max_tokens)
         with self._lock:
             typed = [Message(Role(m["role"]), m["content"]) for m in messages]
+            pieces: queue.Queue[str | None] = queue.Queue()
+            stop = threading.Event()  # the client went away: stop generating
 
-            async def collect() -> list[str]:
-                return [piece async for piece in self._backend.stream(typed)]
+            async def produce() -> None:
+                try:
+                    async for piece in self._backend.stream(typed):
+                        pieces.put(piece)
+                        if stop.is_set():
+                            break
+                finally:
+                    pieces.put(None)
 
-            yield from asyncio.run(collect())
+            # Generation runs on its own thread; pieces are sent as they come, as Ollama does.
+            producer = threading.Thread(target=asyncio.run, args=(produce(),), daemon=True)
+            producer.start()
+            try:
+                while (piece := pieces.get()) is not None:
+                    yield piece
+            finally:
+                stop.set()
+                producer.join()
 
     def close(self) -> None:
         if self._backend is not None:
