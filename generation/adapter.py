@@ -91,6 +91,9 @@ class PeftChat:
                     f"The adapter {self.adapter} does not fit the base model "
                     f"{self._settings.model!r}: {str(exc).splitlines()[0]}"
                 ) from exc
+            if placement.quantization == "none":
+                # Fold the LoRA weights into the base: same outputs, no extra matmuls per layer.
+                model = model.merge_and_unload()
             model.eval()
             self._model, self._tokenizer = model, tokenizer
             self.load_seconds = time.perf_counter() - started

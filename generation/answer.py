@@ -11,7 +11,7 @@ from generation.grounding import is_supported, numbers_supported, quote_sources
 from generation.history import Count, History, Turn, as_messages, select, summary_request
 from generation.prompts import NOT_FOUND, build_messages, is_refusal
 from generation.residency import Residency
-from generation.tasks import prefixed, route
+from generation.tasks import prefixed, route, route_with_model
 from handbook.config import HistorySettings
 from handbook.types import (
     Answer,
@@ -138,6 +138,8 @@ class Answerer:
         resident = self._residency.answering()
         settings = resident.settings
         task = route(question, settings.tasks)
+        if settings.task_router == "llm" and (result.passages or in_session):
+            task = await route_with_model(resident.chat, question, settings.tasks)
         if not result.passages and not in_session:
             text = NOT_FOUND[language]
             yield Token(text)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from handbook.types import Task
+from handbook.types import Message, Role, Task
+
+if TYPE_CHECKING:
+    from generation.base import ChatModel
 
 _TROUBLESHOOT = re.compile(
     r"\b(fault|error|fehler\w*|störung\w*|warn\w*|alarm\w*|defekt\w*|problem\w*"
@@ -78,3 +82,29 @@ def prefixed(task: Task, instruction: str, template: str = "[{TASK}] {instructio
     '[SPEC] Drehmoment der Radschrauben?'
     """
     return template.format(TASK=task.value, instruction=instruction)
+
+
+CLASSIFY = (
+    "Classify the user's question about a technical manual. Reply with one word: "
+    "SPEC (asks for a value, rating or specification), PROCEDURE (asks for steps), "
+    "EXPLAIN (asks what something is or how it works), TROUBLESHOOT (a fault or error)."
+)
+
+
+def parse_task(reply: str, tasks: Sequence[Task]) -> Task | None:
+    """The first of `tasks` named in a model's reply.
+
+    >>> parse_task(" troubleshoot.", list(Task))
+    <Task.TROUBLESHOOT: 'TROUBLESHOOT'>
+    >>> parse_task("I think it is a question", list(Task)) is None
+    True
+    """
+    found = re.search(r"\b(" + "|".join(t.value for t in tasks) + r")\b", reply.upper())
+    return Task(found.group(1)) if found else None
+
+
+async def route_with_model(chat: ChatModel, question: str, tasks: Sequence[Task]) -> Task:
+    """Ask the model for the task; the rules decide when its reply names none of `tasks`."""
+    messages = [Message(Role.SYSTEM, CLASSIFY), Message(Role.USER, question)]
+    reply = "".join([piece async for piece in chat.stream(messages)])
+    return parse_task(reply, tasks) or route(question, tasks)

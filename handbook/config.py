@@ -126,6 +126,11 @@ class ChatSettings(Section):
     task_template: str = Field(
         "[{TASK}] {instruction}", description="Prompt format of task-prefixed questions."
     )
+    task_router: Literal["rules", "llm"] = Field(
+        "rules",
+        description="How a question's task is decided: German/English rules, or the model "
+        "itself (one extra short call; the rules decide when its reply names no task).",
+    )
     tasks: tuple[Task, ...] = Field(
         tuple(Task), description="Tasks the model was trained on; questions route to one of them."
     )

@@ -287,3 +287,23 @@ def test_task_prefix_for_adapters(own_index: Path, scripted) -> None:  # type: i
         work(CHAT__TASK_PREFIX="true", CHAT__TASK_TEMPLATE="<{TASK}>: {instruction}")
     )
     assert custom.startswith(f"<SPEC>: {DRAIN}")
+
+
+def test_the_model_can_route_tasks(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    def respond(messages: Sequence[Message]) -> str:
+        if messages[0].content.startswith("Classify"):
+            return reply
+        return "The HP-200 press reaches 210 bar [1]."
+
+    scripted.respond = respond
+
+    async def task(router: str) -> str:
+        settings = make_settings(own_index, CHAT__BACKEND="scripted", CHAT__TASK_ROUTER=router)
+        async with Handbook(settings) as hb:
+            return (await (await hb.answerer()).ask(DRAIN)).task
+
+    reply = "TROUBLESHOOT"
+    assert asyncio.run(task("rules")) == "SPEC"
+    assert asyncio.run(task("llm")) == "TROUBLESHOOT"
+    reply = "No idea."
+    assert asyncio.run(task("llm")) == "SPEC", "an unusable reply falls back to the rules"
