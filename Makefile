@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/store_latency.py
 	$(BIN)/python bench/index_overhead.py
 	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/generation_speed.py
 
 clean:
 	rm -rf $(VENV) .handbook
