@@ -162,3 +162,41 @@ def test_ollama_counts_tokens_with_the_models_tokenizer(tmp_path: Path) -> None:
         ChatSettings(backend="ollama", model="x", tokenizer=str(tmp_path / "tokenizer.json"))
     )
     assert own.count_tokens(text) == 7
+
+
+def test_ollama_load_preloads_with_keep_alive_and_records_the_load_time() -> None:
+    from generation.ollama import OllamaChat
+
+    async def load(url: str) -> float | None:
+        chat = OllamaChat(ChatSettings(backend="ollama", model=MODEL, host=url, keep_alive="1h"))
+        try:
+            await chat.load()
+            return chat.load_seconds
+        finally:
+            await chat.close()
+
+    with serve() as (url, fake):
+        seconds = asyncio.run(load(url))
+    assert seconds is not None and seconds > 0, "the server's load_duration, in seconds"
+    path, body = fake.requests[-1]
+    assert path == "/api/generate" and body["prompt"] == "" and body["keep_alive"] == "1h"
+
+
+@pytest.mark.live
+def test_live_ollama_preload_and_token_count() -> None:
+    from generation.ollama import OllamaChat
+
+    host = _ollama_host()
+    if host is None:
+        pytest.skip("no Ollama answers at OLLAMA_HOST")
+    model = os.environ.get("HANDBOOK_TEST_OLLAMA_MODEL", "llama3.2:3b")
+
+    async def work() -> float | None:
+        chat = OllamaChat(ChatSettings(backend="ollama", model=model, host=host))
+        try:
+            await chat.load()
+            return chat.load_seconds
+        finally:
+            await chat.close()
+
+    assert asyncio.run(work()) is not None
