@@ -11,9 +11,11 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from generation.answer import Answerer
 from generation.base import ChatModel
@@ -26,6 +28,11 @@ from ingestion.doc_registry import DocumentRegistry
 from ingestion.pipeline import Indexer
 from retrieval.base import STORES, VectorStore
 from retrieval.search import Retriever
+
+if TYPE_CHECKING:
+    from ingestion.graph_stage import GraphReport
+    from ingestion.lightrag_adapter import LightRagGraph
+    from ingestion.progress import Progress
 
 EMBEDDED_STORES = ("qdrant-edge", "qdrant-local")
 
@@ -181,6 +188,30 @@ class Handbook:
             raise NotIndexed("Nothing is indexed yet. Run `handbook index PATH` first.")
         embedder = self._check_embedder(writing=False)
         return Retriever(embedder, await self.store(), self.settings.retrieval)
+
+    @asynccontextmanager
+    async def graph(self) -> AsyncIterator[LightRagGraph]:
+        """The knowledge graph, extracting with the extraction model (see residency)."""
+        from ingestion.lightrag_adapter import LightRagGraph
+
+        embedder = self._check_embedder(writing=False)
+        residency = self.residency()
+        model = residency.extraction().chat
+        async with LightRagGraph(
+            self.settings.graph,
+            model,
+            embedder,
+            self.settings.graph_path,
+            on_call=residency.mark_extracted,
+        ) as graph:
+            yield graph
+
+    async def build_graph(self, progress: Progress | None = None) -> GraphReport:
+        from ingestion.graph_stage import build_graph
+
+        async with self.graph() as graph:
+            model = self.residency().extraction().chat.name
+            return await build_graph(self.settings, self.registry, graph, model, progress)
 
     async def answerer(self) -> Answerer:
         return Answerer(

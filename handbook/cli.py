@@ -89,24 +89,113 @@ def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--graph/--no-graph",
+    default=None,
+    help="Also build the knowledge graph (default: setting graph.enabled).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx: click.Context, path: Path, as_json: bool) -> None:
+def index(ctx: click.Context, path: Path, graph: bool | None, as_json: bool) -> None:
     """Index the manuals in PATH (a folder or a file). Unchanged files are skipped."""
-    from handbook.render import IndexProgress, index_summary
+    from handbook.render import IndexProgress, graph_summary, index_summary
+
+    with_graph = ctx.obj.settings.graph.enabled if graph is None else graph
 
     async def work(hb: Handbook) -> Any:
         indexer = await hb.indexer()
         with IndexProgress(enabled=not as_json) as progress:
-            return await indexer.index(path, progress)
+            report = await indexer.index(path, progress)
+        graph_report = None
+        if with_graph:
+            with IndexProgress(enabled=not as_json, unit="extracted") as progress:
+                graph_report = await hb.build_graph(progress)
+        return report, graph_report
+
+    report, graph_report = run(ctx, work)
+    if as_json:
+        payload = _report_json(report)
+        if graph_report is not None:
+            payload["graph"] = _graph_json(graph_report, ctx.obj.settings)
+        click.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        index_summary(report)
+        if graph_report is not None:
+            graph_summary(graph_report, ctx.obj.settings)
+    if report.failed or (graph_report is not None and graph_report.failed):
+        sys.exit(1)
+
+
+def _graph_json(report: Any, settings: Settings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from ingestion.graph_stage import low_yield_warning
+
+    total = report.total
+    return {
+        "model": report.model,
+        "seconds": round(report.seconds, 3),
+        "llm_calls": report.llm_calls,
+        "prompt_tokens": report.prompt_tokens,
+        "unchanged": report.unchanged,
+        "documents": [{"path": path, **asdict(found)} for path, found in report.built],
+        "failed": [{"path": path, "reason": reason} for path, reason in report.failed],
+        "entities_per_chunk": round(total.entities_per_chunk, 3),
+        "relations_per_chunk": round(total.relations_per_chunk, 3),
+        "warning": low_yield_warning(total, report.model, settings),
+    }
+
+
+@cli.group()
+def graph() -> None:
+    """The knowledge graph (LightRAG): build, stats."""
+
+
+@graph.command("build")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def graph_build(ctx: click.Context, as_json: bool) -> None:
+    """Extract entities and relations from indexed documents not yet in the graph."""
+    from handbook.render import IndexProgress, graph_summary
+
+    async def work(hb: Handbook) -> Any:
+        with IndexProgress(enabled=not as_json, unit="extracted") as progress:
+            return await hb.build_graph(progress)
 
     report = run(ctx, work)
     if as_json:
-        click.echo(json.dumps(_report_json(report), ensure_ascii=False))
+        click.echo(json.dumps(_graph_json(report, ctx.obj.settings), ensure_ascii=False))
     else:
-        index_summary(report)
+        graph_summary(report, ctx.obj.settings)
     if report.failed:
         sys.exit(1)
+
+
+@graph.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def graph_stats(ctx: click.Context, as_json: bool) -> None:
+    """Entities, relations and extraction yield per document and model."""
+    from dataclasses import asdict
+
+    from handbook.render import graph_stats_table
+
+    async def work(hb: Handbook) -> tuple[int, int, dict[tuple[str, str], Any], dict[str, str]]:
+        async with hb.graph() as g:
+            nodes, edges = await g.counts()
+            paths = {r.doc_id: r.path for r in hb.registry.all()}
+            return nodes, edges, g.yields(), paths
+
+    nodes, edges, yields, paths = run(ctx, work)
+    if as_json:
+        rows = [
+            {"doc": doc, "path": paths.get(doc, ""), "model": model, **asdict(found)}
+            for (doc, model), found in sorted(yields.items())
+        ]
+        payload = {"entities": nodes, "relations": edges, "documents": rows}
+        click.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        graph_stats_table(nodes, edges, yields, paths, ctx.obj.settings)
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -441,6 +530,9 @@ def docs_delete(ctx: click.Context, doc: str) -> None:
             raise HandbookError(f"{doc!r} matches several documents; give an id:\n{listing}")
         indexer = await hb.indexer()
         await indexer.delete(found[0].doc_id)
+        if hb.settings.graph_path.is_dir():  # its entities and relations, where no other
+            async with hb.graph() as graph:  # document supports them
+                await graph.delete(found[0].doc_id)
         return [found[0].path]
 
     for path in run(ctx, work):

@@ -189,6 +189,21 @@ class ResidencySettings(Section):
     preload: bool = Field(default=True, description="Load the answering model when the API starts.")
 
 
+class GraphSettings(Section):
+    enabled: bool = Field(
+        default=False,
+        description="Build the knowledge graph during `handbook index` (else: `handbook graph "
+        "build`). Off offline: the packaged 135M model cannot extract; on in production.",
+    )
+    gleaning: int = Field(
+        0, ge=0, le=3, description="Extra 'did you miss anything' passes per chunk (LightRAG)."
+    )
+    max_async: int = Field(2, ge=1, description="Extraction calls in flight at once.")
+    min_entities_per_chunk: float = Field(
+        0.5, ge=0, description="Below this yield, the report says the model is too small."
+    )
+
+
 class HistorySettings(Section):
     strategy: Literal["none", "truncate", "window", "summarize"] = Field(
         "window",
@@ -266,6 +281,9 @@ class Settings(BaseModel):
     residency: ResidencySettings = Field(
         default_factory=ResidencySettings, description="Which loaded model answers."
     )
+    graph: GraphSettings = Field(
+        default_factory=GraphSettings, description="Knowledge graph (LightRAG) extraction."
+    )
     history: HistorySettings = Field(
         default_factory=HistorySettings, description="Conversation memory of sessions."
     )
@@ -289,6 +307,10 @@ class Settings(BaseModel):
         return self.home / "sessions.sqlite"
 
     @property
+    def graph_path(self) -> Path:
+        return self.home / "graph"
+
+    @property
     def models_path(self) -> Path:
         """Converted base models (a GGUF turned into a transformers folder once)."""
         return self.home / "models"
@@ -301,6 +323,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "store": {"backend": "qdrant", "url": "http://localhost:6333"},
         "chat": {"backend": "ollama", "model": "llama3.2:3b", "context_tokens": 8192},
         "extraction": {"backend": "ollama", "model": "gemma3:4b-it-q8_0"},
+        "graph": {"enabled": True},
         "chunking": {"max_tokens": 400, "overlap_tokens": 48},
     },
 }

@@ -22,8 +22,11 @@ from ingestion.progress import Progress as Progress_
 
 if TYPE_CHECKING:
     from generation.sessions import SessionInfo
+    from handbook.config import Settings
     from handbook.types import Answer
     from ingestion.doc_registry import DocumentRecord
+    from ingestion.graph_stage import GraphReport
+    from ingestion.lightrag_adapter import Yield
     from ingestion.pipeline import IndexReport
     from retrieval.search import SearchResult
 
@@ -34,7 +37,8 @@ errors = Console(stderr=True)
 class IndexProgress(Progress_):
     """Two bars: files, and chunks embedded (with rate and ETA)."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, unit: str = "chunks") -> None:
+        self._unit = unit  # the second bar: "chunks" embedded, or chunks "extracted"
         self._progress = Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
@@ -60,7 +64,7 @@ class IndexProgress(Progress_):
 
     def files(self, total: int) -> None:
         self._files = self._progress.add_task("files", total=total, rate="")
-        self._chunks = self._progress.add_task("chunks", total=0, rate="")
+        self._chunks = self._progress.add_task(self._unit, total=0, rate="")
 
     def file_done(self, path: str) -> None:
         if self._files is not None:
@@ -179,3 +183,71 @@ def sessions_table(found: list[SessionInfo]) -> None:
         when = datetime.datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M")
         table.add_row(info.id, str(info.turns), when, info.title)
     console.print(table)
+
+
+def _yield_row(table: Table, name: str, model: str, found: Yield) -> None:
+    table.add_row(
+        name,
+        model,
+        str(found.chunks),
+        f"{found.entities_per_chunk:.2f}",
+        f"{found.relations_per_chunk:.2f}",
+        str(found.malformed),
+        str(found.empty),
+    )
+
+
+def _yield_table(title: str) -> Table:
+    table = Table(title=title)
+    for column in ("document", "model", "chunks", "entities/chunk", "relations/chunk"):
+        table.add_column(column, overflow="fold")
+    table.add_column("malformed rows")
+    table.add_column("empty answers")
+    return table
+
+
+def graph_summary(report: GraphReport, settings: Settings) -> None:
+    from ingestion.graph_stage import low_yield_warning
+
+    table = _yield_table("Knowledge graph")
+    for path, found in report.built:
+        _yield_row(table, _short(path), report.model, found)
+    if report.built:
+        console.print(table)
+    for path, reason in report.failed:
+        errors.print(f"[red]failed[/red] {_short(path)}: {reason}")
+    console.print(
+        f"{len(report.built)} documents extracted, {report.unchanged} unchanged, "
+        f"{len(report.failed)} failed; {report.llm_calls} LLM calls in {report.seconds:.1f} s."
+    )
+    if report.stopped:
+        errors.print("Stopped early; run `handbook graph build` again to resume.")
+    warning = low_yield_warning(report.total, report.model, settings)
+    if warning:
+        errors.print(f"[yellow]{warning}[/yellow]")
+
+
+def graph_stats_table(
+    nodes: int,
+    edges: int,
+    yields: dict[tuple[str, str], Yield],
+    paths: dict[str, str],
+    settings: Settings,
+) -> None:
+    from ingestion.graph_stage import low_yield_warning
+    from ingestion.lightrag_adapter import Yield
+
+    console.print(f"{nodes} entities, {edges} relations.")
+    if not yields:
+        console.print("The graph is empty. Build it with `handbook graph build`.")
+        return
+    table = _yield_table("Extraction yield")
+    per_model: dict[str, Yield] = {}
+    for (doc, model), found in sorted(yields.items()):
+        _yield_row(table, _short(paths.get(doc, doc)), model, found)
+        per_model.setdefault(model, Yield()).add(found)
+    console.print(table)
+    for model, found in per_model.items():
+        warning = low_yield_warning(found, model, settings)
+        if warning:
+            errors.print(f"[yellow]{warning}[/yellow]")

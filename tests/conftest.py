@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,21 @@ def own_index(indexed_home: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "indexed-copy"
     shutil.copytree(indexed_home, copy)
     return copy
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    """The scripted chat model (tests/generation/scripted.py), registered as backend
+    'scripted' for one test."""
+    from generation.base import CHAT_MODELS
+    from tests.generation.scripted import ScriptedChat
+
+    CHAT_MODELS.register("scripted", ScriptedChat)
+    ScriptedChat.script = ""
+    ScriptedChat.respond = None
+    ScriptedChat.fail_after = None
+    ScriptedChat.fail_calls_after = None
+    ScriptedChat.calls = []
+    ScriptedChat.created = []
+    yield ScriptedChat
+    CHAT_MODELS.unregister("scripted")

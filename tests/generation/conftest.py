@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from generation.base import CHAT_MODELS
 from handbook.config import FinetuneSettings
-from tests.generation.scripted import ScriptedChat
 
 # Invented facts: the base model cannot know them, so knowing them shows the adapter works.
 FACTS = [
@@ -55,16 +52,3 @@ def trained_adapter(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) 
     result = train(settings, fact_examples(), output, models_dir)
     assert result.train_loss < 1.0, result
     return output
-
-
-@pytest.fixture
-def scripted() -> Iterator[type[ScriptedChat]]:
-    """The scripted chat model, registered as backend 'scripted' for one test."""
-    CHAT_MODELS.register("scripted", ScriptedChat)
-    ScriptedChat.script = ""
-    ScriptedChat.respond = None
-    ScriptedChat.fail_after = None
-    ScriptedChat.calls = []
-    ScriptedChat.created = []
-    yield ScriptedChat
-    CHAT_MODELS.unregister("scripted")

@@ -20,6 +20,7 @@ class ScriptedChat:
     script = ""
     respond: ClassVar[Callable[[Sequence[Message]], str] | None] = None
     fail_after: ClassVar[int | None] = None
+    fail_calls_after: ClassVar[int | None] = None  # calls answered before the "server" dies
     calls: ClassVar[list[Sequence[Message]]] = []
     created: ClassVar[list[str]] = []
 
@@ -32,6 +33,9 @@ class ScriptedChat:
         self.load_seconds = 0.0
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        limit = ScriptedChat.fail_calls_after
+        if limit is not None and len(ScriptedChat.calls) >= limit:
+            raise BackendUnavailable("Ollama is not reachable (scripted: server stopped).")
         ScriptedChat.calls.append(messages)
         respond = ScriptedChat.respond
         text = respond(messages) if respond is not None else ScriptedChat.script
