@@ -148,7 +148,7 @@ def _graph_json(report: Any, settings: Settings) -> dict[str, Any]:
 
 @cli.group()
 def graph() -> None:
-    """The knowledge graph (LightRAG): build, stats."""
+    """The knowledge graph (LightRAG): build, stats, show."""
 
 
 @graph.command("build")
@@ -169,6 +169,45 @@ def graph_build(ctx: click.Context, as_json: bool) -> None:
         graph_summary(report, ctx.obj.settings)
     if report.failed:
         sys.exit(1)
+
+
+@graph.command("show")
+@click.argument("entity")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def graph_show(ctx: click.Context, entity: str, as_json: bool) -> None:
+    """An entity's relations, each with the documents and pages it comes from."""
+    from dataclasses import asdict
+
+    from handbook.errors import NotIndexed
+
+    async def work(hb: Handbook) -> tuple[Any, dict[str, Any]]:
+        async with hb.graph() as g:
+            view = await g.entity(entity)
+        if view is None:
+            raise NotIndexed(
+                f"The graph has no entity {entity!r}. `handbook graph stats` shows how many "
+                "there are; `handbook graph build` extracts them."
+            )
+        return view, {r.doc_id: r for r in hb.registry.all()}
+
+    view, records = run(ctx, work)
+
+    def where(sources: Any) -> str:
+        parts = []
+        for doc, page in sources:
+            record = records.get(doc)
+            name = Path(record.path).name if record else doc
+            parts.append(f"{name} p. {page}" if page else name)
+        return "; ".join(parts)
+
+    if as_json:
+        click.echo(json.dumps(asdict(view), ensure_ascii=False))
+        return
+    click.secho(f"{view.name} ({view.type})", bold=True)
+    click.echo(f"{view.description}\n  [{where(view.sources)}]")
+    for relation in view.relations:
+        click.echo(f"- {relation.other}: {relation.description} [{where(relation.sources)}]")
 
 
 @graph.command("stats")

@@ -92,6 +92,23 @@ def count_rows(reply: str) -> Yield:
     return found
 
 
+@dataclass(frozen=True)
+class RelationView:
+    other: str
+    keywords: str
+    description: str
+    sources: tuple[tuple[str, int | None], ...]  # (document id, page)
+
+
+@dataclass(frozen=True)
+class EntityView:
+    name: str
+    type: str
+    description: str
+    sources: tuple[tuple[str, int | None], ...]
+    relations: tuple[RelationView, ...]
+
+
 class ReplyCache:
     """Extraction model replies (SQLite), and the yield of each document's extraction."""
 
@@ -322,6 +339,43 @@ class LightRagGraph:
             docs = {key.split("-", 1)[0] for key in chunk_keys if key}
             out[str(node["entity_id"])] = sorted(names.get(d, d) for d in docs)
         return out
+
+    async def entity(self, name: str) -> EntityView | None:
+        """An entity (name matched without regard to case) with its relations and sources."""
+        graph = self._rag.chunk_entity_relation_graph
+        labels = await graph.get_all_labels()
+        match = next((label for label in labels if label.casefold() == name.casefold()), None)
+        if match is None:
+            return None
+        node = await graph.get_node(match) or {}
+        relations = []
+        for source, target in await graph.get_node_edges(match) or []:
+            edge = await graph.get_edge(source, target) or {}
+            relations.append(
+                RelationView(
+                    other=target if source == match else source,
+                    keywords=str(edge.get("keywords", "")),
+                    description=str(edge.get("description", "")),
+                    sources=await self._sources(str(edge.get("source_id", ""))),
+                )
+            )
+        return EntityView(
+            name=match,
+            type=str(node.get("entity_type", "")),
+            description=str(node.get("description", "")),
+            sources=await self._sources(str(node.get("source_id", ""))),
+            relations=tuple(sorted(relations, key=lambda r: r.other.casefold())),
+        )
+
+    async def _sources(self, source_id: str) -> tuple[tuple[str, int | None], ...]:
+        """LightRAG's `<SEP>`-joined chunk keys as (document id, page)."""
+        keys = [key for key in source_id.split("<SEP>") if key]
+        stored = await self._rag.text_chunks.get_by_ids(keys)
+        found = {
+            (key.split("-", 1)[0], (entry or {}).get("page"))
+            for key, entry in zip(keys, stored, strict=True)
+        }
+        return tuple(sorted(found, key=lambda s: (s[0], s[1] or 0)))
 
     async def counts(self) -> tuple[int, int]:
         graph = self._rag.chunk_entity_relation_graph

@@ -112,6 +112,29 @@ def test_graph_builds_merges_across_documents_and_reports_yield(
     assert systems, "LightRAG's own extraction prompt reached our model"
 
 
+def test_graph_show_lists_relations_with_their_sources(
+    isolated: Path, manuals: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    scripted.respond = extraction_answer
+    build(isolated, manuals)
+
+    def show(name: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "handbook", "graph", "show", name, "--json"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    view = json.loads(show("pumpe p1").stdout)  # any case
+    assert view["name"] == "Pumpe P1"
+    others = {r["other"]: r for r in view["relations"]}
+    assert set(others) == {"Druckbegrenzungsventil DV-2", "Fußschalter"}
+    assert "startet" in others["Fußschalter"]["keywords"]
+    assert len(others["Fußschalter"]["sources"]) == 1
+    missing = show("Kühlmittelpumpe")
+    assert missing.returncode == 1 and "graph build" in missing.stderr
+
+
 def test_rerun_of_an_unchanged_corpus_makes_no_llm_call(
     isolated: Path, manuals: Path, scripted
 ) -> None:  # type: ignore[no-untyped-def]
@@ -131,14 +154,13 @@ def test_delete_keeps_what_other_documents_support(isolated: Path, manuals: Path
     scripted.respond = extraction_answer
     build(isolated, manuals)
 
-    async def delete() -> None:
-        async with Handbook(make_settings(isolated, EXTRACTION__BACKEND="scripted")) as hb:
-            record = hb.registry.find("hydraulik.md")[0]
-            await (await hb.indexer()).delete(record.doc_id)
-            async with hb.graph() as graph:
-                await graph.delete(record.doc_id)
-
-    asyncio.run(delete())
+    deleted = subprocess.run(
+        [sys.executable, "-m", "handbook", "docs", "delete", "hydraulik.md"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert deleted.returncode == 0, deleted.stderr
     assert graph_state(isolated) == {"Druckbegrenzungsventil DV-2": ["valves.md"]}
     stats = subprocess.run(
         [sys.executable, "-m", "handbook", "graph", "stats", "--json"],
