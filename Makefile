@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/index_overhead.py
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/generation_speed.py
+	$(BIN)/python bench/graph_extraction.py
 
 clean:
 	rm -rf $(VENV) .handbook

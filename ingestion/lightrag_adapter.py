@@ -177,6 +177,7 @@ class LightRagGraph:
         self._embedder = embedder
         self._folder = folder
         self._on_call = on_call
+        self._tokens = _packaged_llama3_tokenizer()
         self._cache = ReplyCache(folder / "replies.sqlite")
         self._rag: Any = None
         self._chunks: list[Chunk] = []
@@ -223,7 +224,7 @@ class LightRagGraph:
                 func=embed,
                 model_name=self._embedder.name,
             ),
-            tokenizer=Tokenizer("llama3", _packaged_llama3_tokenizer()),
+            tokenizer=Tokenizer("llama3", self._tokens),
             chunking_func=chunks,
             enable_llm_cache=True,
             enable_llm_cache_for_entity_extract=True,
@@ -282,7 +283,8 @@ class LightRagGraph:
             messages += [Message(Role(m["role"]), m["content"]) for m in history]
             messages.append(Message(Role.USER, prompt))
             self.calls.made += 1
-            self.calls.prompt_tokens += sum(self._model.count_tokens(m.content) for m in messages)
+            # Llama 3 tokens for every model, so that pipelines and models compare.
+            self.calls.prompt_tokens += sum(len(self._tokens.encode(m.content)) for m in messages)
             self._on_call()
             reply = "".join([piece async for piece in self._model.stream(messages)])
             self._cache.put(key, self._model.name, reply)
