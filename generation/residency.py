@@ -78,10 +78,12 @@ class Residency:
         self._models_dir = models_dir
         self._usage = usage
         self._clock = clock
-        self._loaded: dict[tuple[str, str, str, str | None], ChatModel] = {}
+        # Keyed by all settings: the same model with another context size or token limit is
+        # another llama.cpp server, and for Ollama another num_ctx means a reload anyway.
+        self._loaded: dict[str, ChatModel] = {}
 
     def _model(self, settings: ChatSettings) -> ChatModel:
-        key = _identity(settings)
+        key = settings.model_dump_json(exclude={"backend"}) + settings.backend
         if key not in self._loaded:
             self._loaded[key] = CHAT_MODELS.create(settings.backend, settings, self._models_dir)
         return self._loaded[key]

@@ -261,16 +261,26 @@ def test_recently_used_extraction_model_answers_instead_of_a_swap(
 
 
 def test_identical_models_are_loaded_once_and_preloaded(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
-    async def work() -> dict[str, float | None]:
-        env = residency_env(EXTRACTION__MODEL="llama3.2")
-        async with Handbook(make_settings(own_index, **env)) as hb:
-            residency = hb.residency()
-            assert residency.chat().chat is residency.extraction().chat
-            await residency.preload()
-            return residency.load_times()
+    same = {  # the extraction section's own defaults differ in these
+        "EXTRACTION__MODEL": "llama3.2",
+        "EXTRACTION__TEMPERATURE": "0.2",
+        "EXTRACTION__MAX_TOKENS": "200",
+        "EXTRACTION__CONTEXT_TOKENS": "4096",
+    }
 
-    assert asyncio.run(work()) == {"scripted:llama3.2": 0.0}
+    async def work(**env: str) -> tuple[bool, dict[str, float | None]]:
+        async with Handbook(make_settings(own_index, **residency_env(**env))) as hb:
+            residency = hb.residency()
+            shared = residency.chat().chat is residency.extraction().chat
+            await residency.preload()
+            return shared, residency.load_times()
+
+    assert asyncio.run(work(**same)) == (True, {"scripted:llama3.2": 0.0})
     assert scripted.created == ["scripted:llama3.2"]
+    # Same model, another context size: its own instance (another llama.cpp server, or an
+    # Ollama reload), and the chat model still answers with its own settings.
+    shared, _ = asyncio.run(work(**{**same, "EXTRACTION__CONTEXT_TOKENS": "8192"}))
+    assert not shared
 
 
 def test_task_prefix_for_adapters(own_index: Path, scripted) -> None:  # type: ignore[no-untyped-def]
