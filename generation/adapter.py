@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from generation.hf import fingerprint, load_causal_lm, place, resolve_base
+from generation.prompts import STOP
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.registry import missing_extra
 from handbook.types import Message
-
-STOP_STRINGS = ["\nQuestion:", "\nFrage:", "<sources>"]
 
 
 def check_adapter_folder(adapter: Path, base_config: Any, base_name: str) -> None:
@@ -128,7 +127,7 @@ class PeftChat:
             "do_sample": sampling,
             "streamer": streamer,
             "stopping_criteria": [Cancelled()],
-            "stop_strings": STOP_STRINGS,
+            "stop_strings": STOP,
             "tokenizer": tokenizer,
             "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
         }
@@ -182,7 +181,7 @@ class PeftChat:
 
 def _cut_stop(piece: str) -> str:
     """generate() stops after a stop string; the string itself is not part of the answer."""
-    for stop in STOP_STRINGS:
+    for stop in STOP:
         if stop in piece:
             return piece.split(stop, 1)[0]
     return piece

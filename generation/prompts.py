@@ -44,6 +44,8 @@ NOT_FOUND = {
 
 QUESTION_LABEL = {"en": "Question", "de": "Frage"}
 PAGE_LABEL = {"en": "page", "de": "Seite"}
+# Small models go on to invent the next question or sources block; generation stops there.
+STOP = [*(f"\n{label}:" for label in QUESTION_LABEL.values()), "<sources>"]
 
 _REFUSAL = re.compile(
     r"(do(es)? not (contain|cover|mention|provide)|no information|keine angaben|"

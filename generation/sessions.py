@@ -7,7 +7,6 @@ answer (model down, timeout, Ctrl-C) leaves the session exactly as it was.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from typing import Any
 from generation.answer import Answerer, AnswerEvent, Done, Summarized
 from generation.history import History, Turn
 from handbook.errors import HandbookError
+from handbook.sqlite import connect, transaction
 from handbook.types import Answer
 
 SCHEMA = """
@@ -63,12 +63,7 @@ class StoredTurn:
 
 class SessionStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self._db = connect(path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -82,17 +77,21 @@ class SessionStore:
         )
         return SessionInfo(session_id, title, now, now, 0)
 
+    _INFO = (
+        "SELECT s.id, s.title, s.created, s.updated, COUNT(t.n) FROM sessions s "
+        "LEFT JOIN turns t ON t.session_id = s.id"
+    )
+
     def all(self) -> list[SessionInfo]:
-        rows = self._db.execute(
-            "SELECT s.id, s.title, s.created, s.updated, COUNT(t.n) FROM sessions s "
-            "LEFT JOIN turns t ON t.session_id = s.id GROUP BY s.id ORDER BY s.updated DESC"
-        ).fetchall()
+        rows = self._db.execute(f"{self._INFO} GROUP BY s.id ORDER BY s.updated DESC").fetchall()
         return [SessionInfo(*row) for row in rows]
 
     def get(self, session_id: str) -> SessionInfo:
-        for info in self.all():
-            if info.id == session_id:
-                return info
+        row = self._db.execute(
+            f"{self._INFO} WHERE s.id = ? GROUP BY s.id", (session_id,)
+        ).fetchone()
+        if row is not None:
+            return SessionInfo(*row)
         raise SessionNotFound(
             f"There is no session {session_id!r}. `handbook chat` starts a new one; "
             "`handbook chat --list` shows the existing ones."
@@ -122,7 +121,7 @@ class SessionStore:
         """One transaction: the turn, the new summary (if any) and the session's title."""
         now = time.time()
         data = json.dumps(answer.to_dict(), ensure_ascii=False)
-        with self._transaction():
+        with transaction(self._db):
             (count,) = self._db.execute(
                 "SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)
             ).fetchone()
@@ -144,7 +143,7 @@ class SessionStore:
     def reset(self, session_id: str) -> None:
         """Forget the session's turns; the session itself stays."""
         self.get(session_id)
-        with self._transaction():
+        with transaction(self._db):
             self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,))
             self._db.execute(
                 "UPDATE sessions SET summary = '', summary_upto = 0 WHERE id = ?", (session_id,)
@@ -153,20 +152,6 @@ class SessionStore:
     def delete(self, session_id: str) -> None:
         self.get(session_id)
         self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-
-    def _transaction(self) -> Any:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 class Conversation:

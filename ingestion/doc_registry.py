@@ -8,10 +8,11 @@ nothing is duplicated).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from handbook.sqlite import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -56,14 +57,9 @@ class DocumentRecord:
 
 class DocumentRegistry:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process; only a power cut can lose the last
-        # commits, and the write order (stage recorded last) makes that a redo, not a loss.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        # A power cut can lose the last commits (handbook.sqlite); the write order (stage
+        # recorded last) makes that a redo, not a loss.
+        self._db = connect(path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -103,7 +99,7 @@ class DocumentRegistry:
 
     def begin(self, record: DocumentRecord) -> None:
         """Record a document about to be (re)indexed; clears its finished stages."""
-        with self._transaction():
+        with transaction(self._db):
             self._db.execute("DELETE FROM stages WHERE doc_id = ?", (record.doc_id,))
             self._db.execute(
                 f"INSERT OR REPLACE INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -145,19 +141,5 @@ class DocumentRegistry:
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
 
 _COLUMNS = "doc_id, path, title, format, language, sha256, size, chunks, pages, updated_at"
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

