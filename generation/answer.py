@@ -164,6 +164,7 @@ class Answerer:
                 language,
                 as_messages(selection.kept, summary, language),
                 prefix,
+                result.facts,
             ),
             chat.count_tokens,
             settings.context_tokens - settings.max_tokens,

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from handbook.types import Language, Message, Passage, Role
+from retrieval.search import Fact
 
 SYSTEM = {
     "en": (
@@ -43,6 +44,10 @@ NOT_FOUND = {
 }
 
 QUESTION_LABEL = {"en": "Question", "de": "Frage"}
+GRAPH_LABEL = {
+    "en": "Facts from the knowledge graph (with the sources they come from)",
+    "de": "Fakten aus dem Wissensgraphen (mit den Quellen, aus denen sie stammen)",
+}
 PAGE_LABEL = {"en": "page", "de": "Seite"}
 # Small models go on to invent the next question or sources block; generation stops there.
 STOP = [*(f"\n{label}:" for label in QUESTION_LABEL.values()), "<sources>"]
@@ -64,11 +69,32 @@ def source_label(passage: Passage, language: Language) -> str:
     return ", ".join(parts)
 
 
-def format_sources(passages: Sequence[Passage], language: Language) -> str:
+def format_sources(
+    passages: Sequence[Passage], language: Language, facts: Sequence[Fact] = ()
+) -> str:
+    """Numbered passages, then graph facts citing them, in one delimited block of data.
+
+    >>> from handbook.types import Chunk
+    >>> p = Passage(Chunk("d", 0, "Die Pumpe speist das Ventil.", "Motor", "m.pdf", 3, (), "de"), 1)
+    >>> print(format_sources([p], "de", [Fact("Pumpe -> Ventil", "speist es", (1,))]))
+    <sources>
+    [1] Motor, Seite 3
+    Die Pumpe speist das Ventil.
+    <BLANKLINE>
+    Fakten aus dem Wissensgraphen (mit den Quellen, aus denen sie stammen):
+    - Pumpe -> Ventil: speist es [1]
+    </sources>
+    """
     blocks = [
         f"[{n}] {source_label(p, language)}\n{p.chunk.text.strip()}"
         for n, p in enumerate(passages, start=1)
     ]
+    if facts:
+        lines = [
+            f"- {f.name}: {' '.join(f.text.split())} " + "".join(f"[{n}]" for n in f.sources)
+            for f in facts
+        ]
+        blocks.append(f"{GRAPH_LABEL[language]}:\n" + "\n".join(lines))
     return "<sources>\n" + "\n\n".join(blocks) + "\n</sources>"
 
 
@@ -78,6 +104,7 @@ def build_messages(
     language: Language,
     history: Sequence[Message] = (),
     task_prefix: str = "",
+    facts: Sequence[Fact] = (),
 ) -> list[Message]:
     """System prompt, history, then the sources and the question. With `task_prefix` (the
     `[TASK] question` line a fine-tuned adapter expects) the question comes first.
@@ -90,10 +117,11 @@ def build_messages(
         user = task_prefix or question
     elif task_prefix:
         system = SYSTEM[language]
-        user = f"{task_prefix}\n\n{format_sources(passages, language)}"
+        user = f"{task_prefix}\n\n{format_sources(passages, language, facts)}"
     else:
         system = SYSTEM[language]
-        user = f"{format_sources(passages, language)}\n\n{QUESTION_LABEL[language]}: {question}"
+        sources = format_sources(passages, language, facts)
+        user = f"{sources}\n\n{QUESTION_LABEL[language]}: {question}"
     return [Message(Role.SYSTEM, system), *history, Message(Role.USER, user)]
 
 

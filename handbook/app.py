@@ -11,8 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
@@ -23,6 +22,7 @@ from generation.residency import Residency
 from generation.sessions import Conversation, SessionStore
 from handbook.config import Settings
 from handbook.errors import ConfigError, NotIndexed, StoreLocked
+from handbook.types import GraphContext, GraphMode
 from ingestion.base import EMBEDDERS, Embedder
 from ingestion.doc_registry import DocumentRegistry
 from ingestion.pipeline import Indexer
@@ -72,6 +72,16 @@ class HomeLock:
             self._file = None
 
 
+class _GraphOnDemand:
+    """The graph for retrieval, opened at its first query (loading LightRAG takes seconds)."""
+
+    def __init__(self, handbook: Handbook) -> None:
+        self._handbook = handbook
+
+    async def query(self, question: str, mode: GraphMode, top_k: int) -> GraphContext:
+        return await (await self._handbook.graph()).query(question, mode, top_k)
+
+
 class Handbook:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -81,6 +91,8 @@ class Handbook:
         self._store: VectorStore | None = None
         self._residency: Residency | None = None
         self._sessions: SessionStore | None = None
+        self._graph: LightRagGraph | None = None
+        self._closing = AsyncExitStack()
 
     async def __aenter__(self) -> Handbook:
         if self.settings.store.backend in EMBEDDED_STORES:
@@ -94,6 +106,7 @@ class Handbook:
         tb: TracebackType | None,
     ) -> None:
         try:
+            await self._closing.aclose()  # the graph, which writes through the store
             if self._store is not None:
                 await self._store.close()
             if self._residency is not None:
@@ -145,10 +158,16 @@ class Handbook:
         return self._store
 
     async def reset(self) -> None:
-        """Delete the whole index: the store's collection and the document registry."""
+        """Delete the whole index: the store's collections, the document registry and the
+        knowledge graph (its cache of extraction replies stays)."""
+        from ingestion.lightrag_adapter import reset_graph
+
+        await self._closing.aclose()
+        self._graph = None
         store = await self.store()
         await store.drop()
         self._store = None
+        reset_graph(self.settings.graph_path)
         self.registry.close()
         self._registry = None
         path = self.settings.registry_path
@@ -187,31 +206,42 @@ class Handbook:
         if not self.registry.all():
             raise NotIndexed("Nothing is indexed yet. Run `handbook index PATH` first.")
         embedder = self._check_embedder(writing=False)
-        return Retriever(embedder, await self.store(), self.settings.retrieval)
+        graph = _GraphOnDemand(self) if self.graph_built() else None
+        return Retriever(embedder, await self.store(), self.settings.retrieval, graph)
 
-    @asynccontextmanager
-    async def graph(self) -> AsyncIterator[LightRagGraph]:
-        """The knowledge graph, extracting with the extraction model (see residency)."""
-        from ingestion.lightrag_adapter import LightRagGraph
+    def graph_built(self) -> bool:
+        """Whether any indexed document is in the knowledge graph."""
+        from ingestion.graph_stage import STAGE_GRAPH
 
-        embedder = self._check_embedder(writing=False)
-        residency = self.residency()
-        model = residency.extraction().chat
-        async with LightRagGraph(
-            self.settings.graph,
-            model,
-            embedder,
-            self.settings.graph_path,
-            on_call=residency.mark_extracted,
-        ) as graph:
-            yield graph
+        return any(
+            self.registry.stage_done(r.doc_id, STAGE_GRAPH, r.sha256) for r in self.registry.all()
+        )
+
+    async def graph(self) -> LightRagGraph:
+        """The knowledge graph (opened once, closed with the Handbook); it extracts with the
+        extraction model (see residency)."""
+        if self._graph is None:
+            from ingestion.lightrag_adapter import LightRagGraph
+
+            embedder = self._check_embedder(writing=False)
+            residency = self.residency()
+            graph = LightRagGraph(
+                self.settings.graph,
+                residency.extraction().chat,
+                embedder,
+                await self.store(),
+                self.settings.graph_path,
+                on_call=residency.mark_extracted,
+            )
+            self._graph = await self._closing.enter_async_context(graph)
+        return self._graph
 
     async def build_graph(self, progress: Progress | None = None) -> GraphReport:
         from ingestion.graph_stage import build_graph
 
-        async with self.graph() as graph:
-            model = self.residency().extraction().chat.name
-            return await build_graph(self.settings, self.registry, graph, model, progress)
+        graph = await self.graph()
+        model = self.residency().extraction().chat.name
+        return await build_graph(self.settings, self.registry, graph, model, progress)
 
     async def answerer(self) -> Answerer:
         return Answerer(

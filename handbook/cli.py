@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from retrieval.search import SearchResult
 
 T = TypeVar("T")
-MODES = click.Choice(["hybrid", "naive", "sparse"])
+MODES = click.Choice(["hybrid", "naive", "sparse", "local", "global", "mix"])
 
 
 class State:
@@ -182,8 +182,7 @@ def graph_show(ctx: click.Context, entity: str, as_json: bool) -> None:
     from handbook.errors import NotIndexed
 
     async def work(hb: Handbook) -> tuple[Any, dict[str, Any]]:
-        async with hb.graph() as g:
-            view = await g.entity(entity)
+        view = await (await hb.graph()).entity(entity)
         if view is None:
             raise NotIndexed(
                 f"The graph has no entity {entity!r}. `handbook graph stats` shows how many "
@@ -220,10 +219,10 @@ def graph_stats(ctx: click.Context, as_json: bool) -> None:
     from handbook.render import graph_stats_table
 
     async def work(hb: Handbook) -> tuple[int, int, dict[tuple[str, str], Any], dict[str, str]]:
-        async with hb.graph() as g:
-            nodes, edges = await g.counts()
-            paths = {r.doc_id: r.path for r in hb.registry.all()}
-            return nodes, edges, g.yields(), paths
+        graph = await hb.graph()
+        nodes, edges = await graph.counts()
+        paths = {r.doc_id: r.path for r in hb.registry.all()}
+        return nodes, edges, graph.yields(), paths
 
     nodes, edges, yields, paths = run(ctx, work)
     if as_json:
@@ -296,6 +295,9 @@ def _result_json(result: SearchResult) -> dict[str, Any]:
                 "text": p.chunk.text,
             }
             for p in result.passages
+        ],
+        "facts": [
+            {"name": f.name, "text": f.text, "sources": list(f.sources)} for f in result.facts
         ],
     }
 
@@ -570,8 +572,7 @@ def docs_delete(ctx: click.Context, doc: str) -> None:
         indexer = await hb.indexer()
         await indexer.delete(found[0].doc_id)
         if hb.settings.graph_path.is_dir():  # its entities and relations, where no other
-            async with hb.graph() as graph:  # document supports them
-                await graph.delete(found[0].doc_id)
+            await (await hb.graph()).delete(found[0].doc_id)  # document supports them
         return [found[0].path]
 
     for path in run(ctx, work):
@@ -687,7 +688,9 @@ def config_example() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def reset(ctx: click.Context, yes: bool) -> None:
-    """Delete the whole index (vectors and registry) in the data folder."""
+    """Delete the whole index (vectors, registry, knowledge graph) in the data folder.
+
+    Sessions and the cache of extraction replies stay: a rebuilt graph costs no LLM call."""
     home = ctx.obj.settings.home
     if not yes:
         click.confirm(f"Delete the index in {home}?", abort=True)

@@ -91,6 +91,14 @@ class RetrievalSettings(Section):
         "dense match is below this cosine similarity (off-topic questions). Calibrated for "
         "the offline embedder: off-topic 0.05-0.13, in-domain questions 0.20 and up.",
     )
+    graph_facts: int = Field(
+        8, ge=0, description="Graph modes: entities and relations given to the model at most."
+    )
+    graph_extra_passages: int = Field(
+        2,
+        ge=0,
+        description="mix: passages added for graph facts whose chunks the hybrid search missed.",
+    )
 
 
 class ChatSettings(Section):

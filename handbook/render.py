@@ -139,6 +139,11 @@ def search_table(result: SearchResult) -> None:
             str(n), p.chunk.title, _location(p.chunk.page, p.chunk.section), f"{p.score:.3f}", text
         )
     console.print(table)
+    if result.facts:
+        console.print("[bold]Knowledge graph[/]")
+        for fact in result.facts:
+            cited = "".join(f"[{n}]" for n in fact.sources)
+            console.print(f"  {fact.name}: {fact.text} {cited}", highlight=False, markup=False)
 
 
 def print_sources(answer: Answer) -> None:

@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 Language = Literal["de", "en"]
-RetrievalMode = Literal["hybrid", "naive", "sparse"]
+RetrievalMode = Literal["hybrid", "naive", "sparse", "local", "global", "mix"]
+GraphMode = Literal["local", "global", "hybrid"]
+GRAPH_MODES = ("local", "global", "mix")
 
 
 class Task(StrEnum):
@@ -107,6 +109,24 @@ class Passage:
     score: float
     dense_rank: int | None = None
     sparse_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class GraphFact:
+    """An entity or a relation of the knowledge graph, with the chunks it was extracted from."""
+
+    name: str
+    """The entity, or `A -> B` for a relation."""
+    text: str
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GraphContext:
+    """What the graph holds for a question: facts, and the chunks behind them, best first."""
+
+    facts: tuple[GraphFact, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

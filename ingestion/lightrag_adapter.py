@@ -6,6 +6,11 @@ tiktoken file at construction). Every parameter is passed explicitly; storages o
 in an async context manager. Modules that pip-install at import (`lightrag.llm.*`, most of
 `lightrag.kg.*`) are never imported.
 
+LightRAG's entity, relation and chunk vectors live in Handbook's Qdrant (`QdrantGraphVectors`,
+registered through LightRAG's storage table, its public extension point): entities and
+relations in two dense collections beside the chunks', and the chunk namespace is a view of
+our chunk collection, so chunks are embedded once.
+
 LightRAG parses extraction replies and drops malformed rows without a word, and marks a
 document processed even when a model found nothing. So each extraction reply is also counted
 here (`count_rows`): entities, relations, malformed rows and empty answers per chunk, per
@@ -16,6 +21,7 @@ chunks makes no LLM call, and a run killed half-way keeps what it had.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,15 +32,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from generation.base import ChatModel
 from handbook.config import GraphSettings
 from handbook.errors import BackendUnavailable
 from handbook.packaged import llama3_tokenizer_file
 from handbook.registry import missing_extra
 from handbook.sqlite import connect
-from handbook.types import Chunk, Message, Role
+from handbook.types import Chunk, GraphContext, GraphFact, GraphMode, Message, Role
 from ingestion.base import Embedder
+from retrieval.base import DenseCollection, VectorStore
 
+STORAGE_NAME = "HandbookQdrantVectorStorage"
 TUPLE = "<|#|>"  # LightRAG 1.5.7 PROMPTS["DEFAULT_TUPLE_DELIMITER"]
 COMPLETE = "<|COMPLETE|>"  # PROMPTS["DEFAULT_COMPLETION_DELIMITER"]
 LANGUAGES = {"de": "German", "en": "English"}
@@ -146,8 +156,209 @@ class ReplyCache:
     def forget(self, doc_id: str) -> None:
         self._db.execute("DELETE FROM yields WHERE doc_id = ?", (doc_id,))
 
+    def forget_all(self) -> None:
+        self._db.execute("DELETE FROM yields")
+
     def close(self) -> None:
         self._db.close()
+
+
+def chunk_key(doc_id: str, chunk_id: str) -> str:
+    """LightRAG's key for one of our chunks (it prefixes the document id)."""
+    return f"{doc_id}-{chunk_id}"
+
+
+def chunk_id_of(key: str) -> str:
+    """Our chunk id inside LightRAG's chunk key (document ids hold no hyphen)."""
+    return key.split("-", 1)[1]
+
+
+def _text(row: dict[str, Any]) -> str:
+    """A description; LightRAG joins those of merged mentions with `<SEP>`."""
+    return "; ".join(part.strip() for part in _keys(str(row.get("description", ""))))
+
+
+def _keys(source_id: str) -> tuple[str, ...]:
+    return tuple(key for key in source_id.split("<SEP>") if key)
+
+
+class _Shared:
+    """Handbook's store, handed to LightRAG's storages through its configuration."""
+
+    def __init__(self, store: VectorStore, dim: int) -> None:
+        self.store = store
+        self.dim = dim
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
+        return self  # LightRAG deep-copies its configuration on every call
+
+
+def __getattr__(name: str) -> Any:
+    """LightRAG finds a storage class by module and name (`lightrag.kg.STORAGES`)."""
+    if name == STORAGE_NAME:
+        return _qdrant_vector_storage()
+    raise AttributeError(name)
+
+
+@functools.cache
+def _qdrant_vector_storage() -> type[Any]:
+    """LightRAG's vector storage over Handbook's Qdrant; built on first use, because it
+    subclasses a LightRAG class and LightRAG is an optional extra."""
+    from dataclasses import dataclass as storage_dataclass
+
+    from lightrag.base import BaseVectorStorage
+    from lightrag.utils import compute_mdhash_id
+
+    @storage_dataclass
+    class QdrantGraphVectors(BaseVectorStorage):  # type: ignore[misc]  # LightRAG is untyped
+        """Entities and relations: a dense collection each, written at once (nothing is
+        buffered until `index_done_callback`). Chunks: a read-only view of Handbook's chunk
+        collection, whose vectors the indexer already made."""
+
+        def __post_init__(self) -> None:
+            self._validate_embedding_func()
+            kwargs = self.global_config["vector_db_storage_cls_kwargs"]
+            self.cosine_better_than_threshold = kwargs["cosine_better_than_threshold"]
+            self._shared: _Shared = kwargs["handbook"]
+            self._batch = int(self.global_config["embedding_batch_num"])
+            self._points: DenseCollection | None = None
+
+        @property
+        def _chunks(self) -> bool:
+            return bool(self.namespace == "chunks")
+
+        async def initialize(self) -> None:
+            if not self._chunks:
+                self._points = await self._shared.store.collection(
+                    f"graph_{self.namespace}", self._shared.dim
+                )
+
+        async def index_done_callback(self) -> None:
+            return None
+
+        async def _embed(self, texts: list[str], context: str) -> Any:
+            vectors = await self.embedding_func(texts, context=context)
+            return np.asarray(vectors, dtype=np.float32)
+
+        async def _query_vector(self, query: str, given: list[float] | None) -> Any:
+            if given is not None:
+                return np.asarray(given, dtype=np.float32)
+            return (await self._embed([query], "query"))[0]
+
+        @staticmethod
+        def _chunk_record(chunk: Chunk) -> dict[str, Any]:
+            return {
+                "id": chunk_key(chunk.doc_id, chunk.id),
+                "content": chunk.text,
+                "full_doc_id": chunk.doc_id,
+                "file_path": chunk.path,
+                "created_at": None,
+            }
+
+        @staticmethod
+        def _record(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+            fields = {k: v for k, v in payload.items() if k != "key"}
+            return {**fields, "id": key, "created_at": payload.get("created_at")}
+
+        async def upsert(self, data: dict[str, dict[str, Any]]) -> None:
+            if self._chunks or not data or self._points is None:
+                return  # chunk vectors are Handbook's own
+            keys = list(data)
+            contents = [str(data[key]["content"]) for key in keys]
+            vectors = [
+                await self._embed(contents[i : i + self._batch], "document")
+                for i in range(0, len(keys), self._batch)
+            ]
+            now = int(time.time())
+            payloads = [
+                {**{k: v for k, v in data[key].items() if k in self.meta_fields}, "created_at": now}
+                for key in keys
+            ]
+            await self._points.upsert(keys, np.concatenate(vectors), payloads)
+
+        async def query(
+            self, query: str, top_k: int, query_embedding: list[float] | None = None
+        ) -> list[dict[str, Any]]:
+            vector = await self._query_vector(query, query_embedding)
+            threshold = float(self.cosine_better_than_threshold)
+            if self._chunks:
+                from handbook.types import SearchFilter
+
+                hits = await self._shared.store.search_dense(vector, top_k, SearchFilter())
+                return [
+                    {**self._chunk_record(chunk), "distance": score}
+                    for chunk, score in hits
+                    if score >= threshold
+                ]
+            assert self._points is not None
+            found = await self._points.search(vector, top_k, threshold)
+            return [
+                {**self._record(key, payload), "distance": score} for key, payload, score in found
+            ]
+
+        async def get_by_id(self, id: str) -> dict[str, Any] | None:
+            return (await self.get_by_ids([id]))[0]
+
+        async def get_by_ids(self, ids: list[str]) -> list[dict[str, Any] | None]:
+            if self._chunks:
+                stored = await self._shared.store.get([chunk_id_of(key) for key in ids])
+                by_key = {chunk_key(c.doc_id, c.id): self._chunk_record(c) for c, _ in stored}
+            else:
+                assert self._points is not None
+                points = await self._points.get(ids)
+                by_key = {key: self._record(key, payload) for key, payload, _ in points}
+            return [by_key.get(key) for key in ids]
+
+        async def get_vectors_by_ids(self, ids: list[str]) -> dict[str, list[float]]:
+            if self._chunks:
+                stored = await self._shared.store.get([chunk_id_of(key) for key in ids])
+                return {chunk_key(c.doc_id, c.id): vector for c, vector in stored}
+            assert self._points is not None
+            points = await self._points.get(ids, vectors=True)
+            return {key: vector for key, _, vector in points if vector is not None}
+
+        async def delete(self, ids: list[str]) -> None:
+            if self._points is not None:
+                await self._points.delete(ids)
+
+        async def delete_entity(self, entity_name: str) -> None:
+            if self._points is not None:
+                await self._points.delete([compute_mdhash_id(entity_name, prefix="ent-")])
+
+        async def delete_entity_relation(self, entity_name: str) -> None:
+            if self._points is not None:
+                await self._points.delete_matching("src_id", [entity_name])
+                await self._points.delete_matching("tgt_id", [entity_name])
+
+        async def drop(self) -> dict[str, str]:
+            if self._points is not None:
+                await self._points.clear()
+            return {"status": "success", "message": "data dropped"}
+
+    QdrantGraphVectors.__name__ = QdrantGraphVectors.__qualname__ = STORAGE_NAME
+    return QdrantGraphVectors
+
+
+REPLIES = "replies.sqlite"
+
+
+def reset_graph(folder: Path) -> None:
+    """Delete the graph's storages and yields; keep the extraction replies (a rebuild then
+    makes no LLM call). Its vectors go with the store's collections."""
+    import shutil
+
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.name.startswith(REPLIES):
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    cache = ReplyCache(folder / REPLIES)
+    cache.forget_all()
+    cache.close()
 
 
 @dataclass
@@ -167,16 +378,18 @@ class LightRagGraph:
         settings: GraphSettings,
         model: ChatModel,
         embedder: Embedder,
+        store: VectorStore,
         folder: Path,
         on_call: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._model = model
         self._embedder = embedder
+        self._store = store
         self._folder = folder
         self._on_call = on_call
         self._tokens = _Llama3Tokens(str(llama3_tokenizer_file()))
-        self._cache = ReplyCache(folder / "replies.sqlite")
+        self._cache = ReplyCache(folder / REPLIES)
         self._rag: Any = None
         self._chunks: list[Chunk] = []
         self.calls = Calls()
@@ -184,9 +397,14 @@ class LightRagGraph:
     async def __aenter__(self) -> LightRagGraph:
         try:
             from lightrag import LightRAG
+            from lightrag.kg import STORAGE_IMPLEMENTATIONS, STORAGES
             from lightrag.utils import EmbeddingFunc, Tokenizer
         except ImportError:
             raise missing_extra("lightrag-hku", "graph") from None
+        vector_storages = STORAGE_IMPLEMENTATIONS["VECTOR_STORAGE"]["implementations"]
+        if STORAGE_NAME not in vector_storages:
+            vector_storages.append(STORAGE_NAME)
+        STORAGES[STORAGE_NAME] = __name__
         self._folder.mkdir(parents=True, exist_ok=True)
         for name in ("lightrag", "nano-vectordb"):  # their INFO lines would bury our output
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -197,8 +415,8 @@ class LightRagGraph:
         async def llm(prompt: str, system_prompt: str | None = None, **kwargs: Any) -> str:
             return await graph._llm(prompt, system_prompt, **kwargs)
 
-        async def embed(texts: Sequence[str], **kwargs: Any) -> Any:
-            return await graph._embed(texts)
+        async def embed(texts: Sequence[str], context: str = "document", **kwargs: Any) -> Any:
+            return await graph._embed(texts, context)
 
         def chunks(tokenizer: Any, content: str, *args: Any) -> list[dict[str, Any]]:
             return graph._our_chunks(tokenizer, content)
@@ -209,7 +427,11 @@ class LightRagGraph:
             # one workspace per data folder keeps two indexes in one process apart.
             workspace="hb" + hashlib.sha256(str(self._folder.resolve()).encode()).hexdigest()[:12],
             kv_storage="JsonKVStorage",
-            vector_storage="NanoVectorDBStorage",
+            vector_storage=STORAGE_NAME,
+            vector_db_storage_cls_kwargs={
+                "cosine_better_than_threshold": 0.2,  # LightRAG's default
+                "handbook": _Shared(self._store, self._embedder.dim),
+            },
             graph_storage="NetworkXStorage",
             doc_status_storage="JsonDocStatusStorage",
             llm_model_func=llm,
@@ -245,7 +467,9 @@ class LightRagGraph:
 
     # --- the callables LightRAG is given ---------------------------------------------------
 
-    async def _embed(self, texts: Sequence[str], **_: Any) -> Any:
+    async def _embed(self, texts: Sequence[str], context: str) -> Any:
+        if context == "query":  # instruction-tuned embedders prefix queries
+            return np.stack([await self._embedder.embed_query(text) for text in texts])
         return await self._embedder.embed_documents(list(texts))
 
     def _our_chunks(self, tokenizer: Any, content: str, *_: Any) -> list[dict[str, Any]]:
@@ -335,8 +559,7 @@ class LightRagGraph:
         graph = self._rag.chunk_entity_relation_graph
         out: dict[str, list[str]] = {}
         for node in await graph.get_all_nodes():
-            chunk_keys = str(node.get("source_id", "")).split("<SEP>")
-            docs = {key.split("-", 1)[0] for key in chunk_keys if key}
+            docs = {key.split("-", 1)[0] for key in _keys(str(node.get("source_id", "")))}
             out[str(node["entity_id"])] = sorted(names.get(d, d) for d in docs)
         return out
 
@@ -369,13 +592,43 @@ class LightRagGraph:
 
     async def _sources(self, source_id: str) -> tuple[tuple[str, int | None], ...]:
         """LightRAG's `<SEP>`-joined chunk keys as (document id, page)."""
-        keys = [key for key in source_id.split("<SEP>") if key]
+        keys = list(_keys(source_id))
         stored = await self._rag.text_chunks.get_by_ids(keys)
         found = {
             (key.split("-", 1)[0], (entry or {}).get("page"))
             for key, entry in zip(keys, stored, strict=True)
         }
         return tuple(sorted(found, key=lambda s: (s[0], s[1] or 0)))
+
+    async def query(self, question: str, mode: GraphMode, top_k: int) -> GraphContext:
+        """Entities and relations for a question, and the chunks behind them. The question is
+        the keyword list: no LLM call (LightRAG would ask the model for keywords)."""
+        from lightrag import QueryParam
+
+        param = QueryParam(
+            mode=mode,
+            top_k=top_k,
+            chunk_top_k=top_k,
+            hl_keywords=[question],
+            ll_keywords=[question],
+            enable_rerank=False,
+        )
+        result = await self._rag.aquery_data(question, param)
+        data = result.get("data") or {}
+        facts = [
+            GraphFact(str(e["entity_name"]), _text(e), self._ids(e))
+            for e in data.get("entities", [])
+        ]
+        facts += [  # LightRAG's relations have no direction
+            GraphFact(f"{r['src_id']} — {r['tgt_id']}", _text(r), self._ids(r))
+            for r in data.get("relationships", [])
+        ]
+        chunks = tuple(chunk_id_of(str(c["chunk_id"])) for c in data.get("chunks", []))
+        return GraphContext(tuple(facts), chunks)
+
+    @staticmethod
+    def _ids(row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(chunk_id_of(key) for key in _keys(str(row.get("source_id", ""))))
 
     async def counts(self) -> tuple[int, int]:
         graph = self._rag.chunk_entity_relation_graph

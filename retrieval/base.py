@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -12,7 +14,7 @@ import numpy.typing as npt
 
 from handbook.config import StoreSettings
 from handbook.registry import Registry
-from handbook.types import Chunk, SearchFilter, SparseVector
+from handbook.types import Chunk, GraphContext, GraphMode, SearchFilter, SparseVector
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -20,6 +22,40 @@ T = TypeVar("T")
 
 Hit = tuple[Chunk, float]
 Dense = npt.NDArray[np.float32]
+Point = tuple[str, dict[str, Any], list[float] | None]
+"""A keyed point of a `DenseCollection`: key, payload, vector (when asked for)."""
+Scored = tuple[str, dict[str, Any], float]
+
+KEY = "key"
+
+
+def point_id(key: str) -> str:
+    """Qdrant point ids are UUIDs or integers: a stable UUID for any string key."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"handbook:{key}"))
+
+
+@runtime_checkable
+class DenseCollection(Protocol):
+    """A dense-only collection in the same Qdrant as the chunks, points addressed by string
+    keys (the knowledge graph's entity and relation vectors)."""
+
+    async def upsert(
+        self, keys: Sequence[str], vectors: Dense, payloads: Sequence[dict[str, Any]]
+    ) -> None: ...
+
+    async def get(self, keys: Sequence[str], *, vectors: bool = False) -> list[Point]:
+        """The points found, in the order of `keys` (missing keys are left out)."""
+        ...
+
+    async def search(self, vector: Dense, limit: int, min_score: float) -> list[Scored]: ...
+
+    async def delete(self, keys: Sequence[str]) -> None: ...
+
+    async def delete_matching(self, field: str, values: Sequence[str]) -> None:
+        """Remove every point whose payload `field` is one of `values`."""
+        ...
+
+    async def clear(self) -> None: ...
 
 
 @runtime_checkable
@@ -69,8 +105,16 @@ class VectorStore(Protocol):
         """Best lexical matches (dot product with IDF), best first."""
         ...
 
+    async def get(self, ids: Sequence[str]) -> list[tuple[Chunk, list[float]]]:
+        """Chunks by id with their dense vectors, in the order of `ids` (missing left out)."""
+        ...
+
     async def count(self) -> int:
         """Number of stored chunks."""
+        ...
+
+    async def collection(self, name: str, dim: int) -> DenseCollection:
+        """A dense collection beside the chunks' (created if needed); dropped with them."""
         ...
 
     async def drop(self) -> None:
@@ -79,6 +123,14 @@ class VectorStore(Protocol):
 
 
 STORES: Registry[VectorStore] = Registry("vector store")
+
+
+class GraphIndex(Protocol):
+    """The knowledge graph as retrieval sees it."""
+
+    async def query(self, question: str, mode: GraphMode, top_k: int) -> GraphContext:
+        """Facts for a question and the chunk ids behind them, best first."""
+        ...
 
 
 def chunk_payload(chunk: Chunk) -> dict[str, Any]:
@@ -161,10 +213,36 @@ class BlockingStore:
     def _sync_search(self, using: str, vector: Any, limit: int, where: SearchFilter) -> list[Hit]:
         raise NotImplementedError
 
+    def _sync_get(self, ids: list[str]) -> list[tuple[Chunk, list[float]]]:
+        raise NotImplementedError
+
     def _sync_count(self) -> int:
         raise NotImplementedError
 
     def _sync_drop(self) -> None:
+        raise NotImplementedError
+
+    # A `DenseCollection` beside the chunks': same engine, same thread.
+
+    def _sync_open_collection(self, name: str, dim: int) -> None:
+        raise NotImplementedError
+
+    def _sync_c_upsert(self, name: str, points: list[tuple[str, Any, dict[str, Any]]]) -> None:
+        raise NotImplementedError
+
+    def _sync_c_get(self, name: str, keys: list[str], *, vectors: bool) -> list[Point]:
+        raise NotImplementedError
+
+    def _sync_c_search(self, name: str, vector: Any, limit: int, min_score: float) -> list[Scored]:
+        raise NotImplementedError
+
+    def _sync_c_delete(self, name: str, keys: list[str]) -> None:
+        raise NotImplementedError
+
+    def _sync_c_delete_matching(self, name: str, field: str, values: list[str]) -> None:
+        raise NotImplementedError
+
+    def _sync_c_clear(self, name: str, dim: int) -> None:
         raise NotImplementedError
 
     async def open(self, dim: int) -> None:
@@ -205,12 +283,63 @@ class BlockingStore:
             return []
         return await self._thread.run(self._sync_search, SPARSE, vector, limit, where)
 
+    async def get(self, ids: Sequence[str]) -> list[tuple[Chunk, list[float]]]:
+        if not ids:
+            return []
+        return await self._thread.run(self._sync_get, list(ids))
+
     async def count(self) -> int:
         return await self._thread.run(self._sync_count)
+
+    async def collection(self, name: str, dim: int) -> DenseCollection:
+        await self._thread.run(self._sync_open_collection, name, dim)
+        return BlockingCollection(self, name, dim)
 
     async def drop(self) -> None:
         await self._thread.run(self._sync_drop)
         await self.close()
+
+
+class BlockingCollection:
+    """A `DenseCollection` whose calls run on its store's thread."""
+
+    def __init__(self, store: BlockingStore, name: str, dim: int) -> None:
+        self._store = store
+        self._name = name
+        self._dim = dim
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._store._thread.run(functools.partial(fn, self._name, *args, **kwargs))
+
+    async def upsert(
+        self, keys: Sequence[str], vectors: Dense, payloads: Sequence[dict[str, Any]]
+    ) -> None:
+        points = [
+            (point_id(key), vectors[i], {**payloads[i], KEY: key}) for i, key in enumerate(keys)
+        ]
+        if points:
+            await self._run(self._store._sync_c_upsert, points)
+
+    async def get(self, keys: Sequence[str], *, vectors: bool = False) -> list[Point]:
+        if not keys:
+            return []
+        found = await self._run(self._store._sync_c_get, list(keys), vectors=vectors)
+        by_key = {point[0]: point for point in found}
+        return [by_key[key] for key in keys if key in by_key]
+
+    async def search(self, vector: Dense, limit: int, min_score: float) -> list[Scored]:
+        return await self._run(self._store._sync_c_search, vector, limit, min_score)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._run(self._store._sync_c_delete, list(keys))
+
+    async def delete_matching(self, field: str, values: Sequence[str]) -> None:
+        if values:
+            await self._run(self._store._sync_c_delete_matching, field, list(values))
+
+    async def clear(self) -> None:
+        await self._run(self._store._sync_c_clear, self._dim)
 
 
 def _register_builtins() -> None:

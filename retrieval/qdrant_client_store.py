@@ -14,11 +14,15 @@ from handbook.errors import BackendUnavailable, ConfigError, StoreLocked
 from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.base import (
     DENSE,
+    KEY,
     SPARSE,
     BlockingStore,
     Hit,
+    Point,
+    Scored,
     chunk_from_payload,
     chunk_payload,
+    point_id,
 )
 
 BATCH = 256
@@ -161,11 +165,102 @@ class QdrantClientStore(BlockingStore):
             for p in response.points
         ]
 
+    def _sync_get(self, ids: list[str]) -> list[tuple[Chunk, list[float]]]:
+        points = self._client.retrieve(
+            self._collection, list(ids), with_payload=True, with_vectors=[DENSE]
+        )
+        found = {
+            str(p.id): (chunk_from_payload(str(p.id), p.payload or {}), list(p.vector[DENSE]))
+            for p in points
+        }
+        return [found[i] for i in ids if i in found]
+
     def _sync_count(self) -> int:
         return int(self._client.count(self._collection, exact=True).count)
 
     def _sync_drop(self) -> None:
-        self._client.delete_collection(self._collection)
+        prefix = f"{self._collection}__"
+        for described in self._client.get_collections().collections:
+            if described.name == self._collection or described.name.startswith(prefix):
+                self._client.delete_collection(described.name)
+
+    # --- dense collections beside the chunks' -------------------------------------------
+
+    def _name(self, name: str) -> str:
+        return f"{self._collection}__{name}"
+
+    def _sync_open_collection(self, name: str, dim: int) -> None:
+        from qdrant_client import models
+
+        if self._client.collection_exists(self._name(name)):
+            return
+        self._client.create_collection(
+            self._name(name),
+            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+        )
+        if self._path is None:
+            self._client.create_payload_index(
+                self._name(name), KEY, models.PayloadSchemaType.KEYWORD
+            )
+
+    def _sync_c_upsert(self, name: str, points: list[tuple[str, Any, dict[str, Any]]]) -> None:
+        from qdrant_client import models
+
+        structs = [
+            models.PointStruct(id=pid, vector={DENSE: list(map(float, vector))}, payload=payload)
+            for pid, vector, payload in points
+        ]
+        for start in range(0, len(structs), BATCH):
+            self._client.upsert(self._name(name), structs[start : start + BATCH], wait=True)
+
+    def _sync_c_get(self, name: str, keys: list[str], *, vectors: bool) -> list[Point]:
+        points = self._client.retrieve(
+            self._name(name),
+            [point_id(key) for key in keys],
+            with_payload=True,
+            with_vectors=[DENSE] if vectors else False,
+        )
+        return [
+            (
+                str((p.payload or {})[KEY]),
+                p.payload or {},
+                list(p.vector[DENSE]) if vectors else None,
+            )
+            for p in points
+        ]
+
+    def _sync_c_search(self, name: str, vector: Any, limit: int, min_score: float) -> list[Scored]:
+        response = self._client.query_points(
+            self._name(name),
+            query=list(map(float, vector)),
+            using=DENSE,
+            limit=limit,
+            with_payload=True,
+            score_threshold=min_score,
+        )
+        return [
+            (str((p.payload or {})[KEY]), p.payload or {}, float(p.score)) for p in response.points
+        ]
+
+    def _sync_c_delete(self, name: str, keys: list[str]) -> None:
+        from qdrant_client import models
+
+        selector = models.PointIdsList(points=[point_id(key) for key in keys])
+        self._client.delete(self._name(name), points_selector=selector, wait=True)
+
+    def _sync_c_delete_matching(self, name: str, field: str, values: list[str]) -> None:
+        from qdrant_client import models
+
+        where = models.Filter(
+            must=[models.FieldCondition(key=field, match=models.MatchAny(any=values))]
+        )
+        self._client.delete(
+            self._name(name), points_selector=models.FilterSelector(filter=where), wait=True
+        )
+
+    def _sync_c_clear(self, name: str, dim: int) -> None:
+        self._client.delete_collection(self._name(name))
+        self._sync_open_collection(name, dim)
 
 
 def _filter(where: SearchFilter) -> Any:

@@ -21,11 +21,15 @@ from handbook.registry import missing_extra
 from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.base import (
     DENSE,
+    KEY,
     SPARSE,
     BlockingStore,
     Hit,
+    Point,
+    Scored,
     chunk_from_payload,
     chunk_payload,
+    point_id,
 )
 
 BATCH = 512
@@ -38,6 +42,7 @@ class QdrantEdgeStore(BlockingStore):
         self._path = path / settings.collection
         self.name = f"qdrant-edge:{self._path}"
         self._shard: Any = None
+        self._shards: dict[str, Any] = {}  # the dense collections beside the chunks'
 
     def _sync_open(self, dim: int) -> None:
         try:
@@ -81,10 +86,12 @@ class QdrantEdgeStore(BlockingStore):
             )
 
     def _sync_close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+        for shard in [self._shard, *self._shards.values()]:
+            if shard is not None:
+                shard.flush()
+                shard.close()
+        self._shard = None
+        self._shards = {}
 
     def _sync_upsert(
         self,
@@ -161,6 +168,14 @@ class QdrantEdgeStore(BlockingStore):
         )
         return [(chunk_from_payload(str(r.id), r.payload), float(r.score)) for r in results]
 
+    def _sync_get(self, ids: list[str]) -> list[tuple[Chunk, list[float]]]:
+        records = self._shard.retrieve(list(ids), with_payload=True, with_vector=True)
+        found = {
+            str(r.id): (chunk_from_payload(str(r.id), r.payload), list(r.vector[DENSE]))
+            for r in records
+        }
+        return [found[i] for i in ids if i in found]
+
     def _sync_count(self) -> int:
         import qdrant_edge as qe
 
@@ -170,7 +185,81 @@ class QdrantEdgeStore(BlockingStore):
         import shutil
 
         self._sync_close()
-        shutil.rmtree(self._path, ignore_errors=True)
+        for path in [self._path, *self._path.parent.glob(f"{self._path.name}__*")]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    # --- dense collections beside the chunks' (one Edge shard each) ---------------------
+
+    def _collection_path(self, name: str) -> Path:
+        return self._path.parent / f"{self._path.name}__{name}"
+
+    def _sync_open_collection(self, name: str, dim: int) -> None:
+        import qdrant_edge as qe
+
+        if name in self._shards:
+            return
+        path = self._collection_path(name)
+        if (path / CONFIG_FILE).is_file():
+            self._shards[name] = qe.EdgeShard.load(str(path))
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)}
+        )
+        shard = qe.EdgeShard.create(str(path), config)
+        shard.update(qe.UpdateOperation.create_field_index(KEY, qe.PayloadSchemaType.Keyword))
+        self._shards[name] = shard
+
+    def _sync_c_upsert(self, name: str, points: list[tuple[str, Any, dict[str, Any]]]) -> None:
+        import qdrant_edge as qe
+
+        for start in range(0, len(points), BATCH):
+            batch = [
+                qe.Point(id=pid, vector={DENSE: list(map(float, vector))}, payload=payload)
+                for pid, vector, payload in points[start : start + BATCH]
+            ]
+            self._shards[name].update(qe.UpdateOperation.upsert_points(batch))
+
+    def _sync_c_get(self, name: str, keys: list[str], *, vectors: bool) -> list[Point]:
+        ids: list[Any] = [point_id(key) for key in keys]
+        records = self._shards[name].retrieve(ids, with_payload=True, with_vector=vectors)
+        return [
+            (r.payload[KEY], r.payload, list(r.vector[DENSE]) if vectors else None) for r in records
+        ]
+
+    def _sync_c_search(self, name: str, vector: Any, limit: int, min_score: float) -> list[Scored]:
+        import qdrant_edge as qe
+
+        results = self._shards[name].query(
+            qe.QueryRequest(
+                query=qe.Query.Nearest(list(map(float, vector)), using=DENSE),
+                limit=limit,
+                with_payload=True,
+                score_threshold=min_score,
+            )
+        )
+        return [(r.payload[KEY], r.payload, float(r.score)) for r in results]
+
+    def _sync_c_delete(self, name: str, keys: list[str]) -> None:
+        import qdrant_edge as qe
+
+        ids: list[Any] = [point_id(key) for key in keys]
+        self._shards[name].update(qe.UpdateOperation.delete_points(ids))
+
+    def _sync_c_delete_matching(self, name: str, field: str, values: list[str]) -> None:
+        import qdrant_edge as qe
+
+        where = qe.Filter(must=[qe.FieldCondition(key=field, match=qe.MatchAny(any=values))])
+        self._shards[name].update(qe.UpdateOperation.delete_points_by_filter(where))
+
+    def _sync_c_clear(self, name: str, dim: int) -> None:
+        import shutil
+
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        shutil.rmtree(self._collection_path(name), ignore_errors=True)
+        self._sync_open_collection(name, dim)
 
 
 def _filter(where: SearchFilter) -> Any:

@@ -7,11 +7,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from handbook.config import RetrievalSettings
+from handbook.errors import NotIndexed
 from handbook.language import detect_language
-from handbook.types import Chunk, Language, Passage, RetrievalMode, SearchFilter
+from handbook.types import (
+    Chunk,
+    GraphFact,
+    GraphMode,
+    Language,
+    Passage,
+    RetrievalMode,
+    SearchFilter,
+)
 from ingestion.base import Embedder
 from retrieval import sparse
-from retrieval.base import Hit, VectorStore
+from retrieval.base import GraphIndex, Hit, VectorStore
+
+# Our retrieval modes that use the graph, and the LightRAG mode each asks it for.
+GRAPH_QUERY: dict[str, GraphMode] = {"local": "local", "global": "global", "mix": "hybrid"}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A graph fact for the prompt, citing the passages (1-based) it was extracted from."""
+
+    name: str
+    text: str
+    sources: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -21,6 +42,7 @@ class SearchResult:
     passages: tuple[Passage, ...]
     best_dense: float
     """Highest cosine similarity among dense candidates: the relevance signal."""
+    facts: tuple[Fact, ...] = ()
 
     @property
     def relevant(self) -> bool:
@@ -80,10 +102,17 @@ def dbsf(rankings: Sequence[Sequence[Hit]], weights: Sequence[float] | None = No
 
 
 class Retriever:
-    def __init__(self, embedder: Embedder, store: VectorStore, settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        settings: RetrievalSettings,
+        graph: GraphIndex | None = None,
+    ) -> None:
         self._embedder = embedder
         self._store = store
         self._settings = settings
+        self._graph = graph
 
     async def search(
         self,
@@ -94,9 +123,15 @@ class Retriever:
         *,
         keep_irrelevant: bool = True,
     ) -> SearchResult:
-        """Top-k passages for a query. With keep_irrelevant=False an off-topic query gets none."""
+        """Top-k passages for a query. With keep_irrelevant=False an off-topic query gets none.
+
+        Graph modes: `local` (entities like the question, and their chunks), `global`
+        (relations), `mix` (hybrid passages plus the graph's facts).
+        """
         k = k or self._settings.k
         where = where or SearchFilter()
+        if mode in ("local", "global"):
+            return await self._graph_search(query, k, where, mode)
         language = detect_language(query)
         limit = max(self._settings.candidates, k)
 
@@ -135,4 +170,82 @@ class Retriever:
         )
         if not keep_irrelevant and mode != "sparse" and best_dense < self._settings.min_dense_score:
             passages = ()
+        if mode == "mix" and passages:
+            return await self._with_facts(query, language, passages, best_dense, k, where)
         return SearchResult(query, language, passages, best_dense)
+
+    def _graph_or_fail(self) -> GraphIndex:
+        if self._graph is None:
+            raise NotIndexed(
+                "The graph modes (local, global, mix) need the knowledge graph: run "
+                "`handbook graph build` (or `handbook index --graph`) first."
+            )
+        return self._graph
+
+    async def _graph_search(
+        self, query: str, k: int, where: SearchFilter, mode: RetrievalMode
+    ) -> SearchResult:
+        """Passages are the chunks behind the graph's best entities (local) or relations."""
+        context = await self._graph_or_fail().query(query, GRAPH_QUERY[mode], k)
+        chunks = await self._chunks(context.chunk_ids, where)
+        passages = tuple(Passage(c, 1.0 / rank) for rank, c in enumerate(chunks[:k], start=1))
+        facts = _cite(context.facts, passages, self._settings.graph_facts)
+        best = 1.0 if passages else 0.0  # the graph found them: relevant by construction
+        return SearchResult(query, detect_language(query), passages, best, facts)
+
+    async def _with_facts(
+        self,
+        query: str,
+        language: Language,
+        passages: tuple[Passage, ...],
+        best_dense: float,
+        k: int,
+        where: SearchFilter,
+    ) -> SearchResult:
+        """`mix`: the hybrid passages, plus the graph's facts with the chunks they come from
+        (a fact whose chunks are not among the passages brings its first chunk along, up to
+        `graph_extra_passages` of them)."""
+        context = await self._graph_or_fail().query(query, GRAPH_QUERY["mix"], k)
+        have = {p.chunk.id for p in passages}
+        wanted: list[str] = []
+        for fact in context.facts[: self._settings.graph_facts]:
+            if fact.chunk_ids and not have.intersection(fact.chunk_ids):
+                first = fact.chunk_ids[0]
+                if first not in wanted and len(wanted) < self._settings.graph_extra_passages:
+                    wanted.append(first)
+        extra = await self._chunks(tuple(wanted), where)
+        lowest = passages[-1].score
+        passages += tuple(Passage(c, lowest / 2) for c in extra)
+        facts = _cite(context.facts, passages, self._settings.graph_facts)
+        return SearchResult(query, language, passages, best_dense, facts)
+
+    async def _chunks(self, ids: tuple[str, ...], where: SearchFilter) -> list[Chunk]:
+        found = [chunk for chunk, _ in await self._store.get(list(dict.fromkeys(ids)))]
+        return [
+            c
+            for c in found
+            if (not where.doc_ids or c.doc_id in where.doc_ids)
+            and (not where.language or c.language == where.language)
+        ]
+
+
+def _cite(
+    facts: tuple[GraphFact, ...], passages: tuple[Passage, ...], limit: int
+) -> tuple[Fact, ...]:
+    """The first `limit` facts that some passage supports, each citing those passages.
+
+    >>> from handbook.types import Chunk
+    >>> p = Passage(Chunk("d", 0, "Die Pumpe speist das Ventil.", "t", "p", 3, (), "de"), 1.0)
+    >>> f = [GraphFact("Pumpe", "fördert Öl", (p.chunk.id,)), GraphFact("X", "y", ("other",))]
+    >>> _cite(tuple(f), (p,), 5)
+    (Fact(name='Pumpe', text='fördert Öl', sources=(1,)),)
+    """
+    number = {p.chunk.id: n for n, p in enumerate(passages, start=1)}
+    cited = []
+    for fact in facts:
+        sources = tuple(sorted({number[c] for c in fact.chunk_ids if c in number}))
+        if sources:
+            cited.append(Fact(fact.name, fact.text, sources))
+        if len(cited) == limit:
+            break
+    return tuple(cited)

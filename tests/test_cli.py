@@ -64,6 +64,12 @@ def test_search_json_german_and_cross_lingual(home: Path) -> None:
     assert english["results"][0]["page"] in (2, 3)
 
 
+def test_graph_modes_before_the_graph_is_built_say_what_to_do(home: Path) -> None:
+    out = handbook("search", "Drehmoment", "--mode", "local", home=home, check=False)
+    assert out.returncode == 1 and "handbook graph build" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_search_filters_by_document_and_language(home: Path) -> None:
     out = handbook("search", "pressure", "--doc", "hydraulic_press_hp200.md", "--json", home=home)
     assert {Path(r["path"]).name for r in json.loads(out.stdout)["results"]} == {

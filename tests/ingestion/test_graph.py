@@ -86,8 +86,7 @@ def graph_state(home: Path) -> dict[str, list[str]]:
     async def work() -> dict[str, list[str]]:
         async with Handbook(make_settings(home, EXTRACTION__BACKEND="scripted")) as hb:
             paths = {r.doc_id: Path(r.path).name for r in hb.registry.all()}
-            async with hb.graph() as graph:
-                return await graph.entity_documents(paths)
+            return await (await hb.graph()).entity_documents(paths)
 
     return asyncio.run(work())
 
@@ -217,3 +216,95 @@ def test_real_packaged_model_yield_is_reported_honestly(tmp_path: Path) -> None:
         assert "too small for extraction" in graph["warning"] and "gemma3:4b" in graph["warning"]
     else:
         assert graph["warning"] == ""
+
+
+def _two_page_pdf(path: Path) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in ("Die Pumpe P1 speist das Druckbegrenzungsventil DV-2.",
+                 "Der Fußschalter startet die Pumpe P1."):  # fmt: skip
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    pdf.output(str(path))
+    return path
+
+
+def test_graph_modes_retrieve_through_the_graph_and_cite_document_and_page(
+    isolated: Path, tmp_path: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    _two_page_pdf(folder / "presse.pdf")
+    (folder / "valves.md").write_text(EN, encoding="utf-8")
+    scripted.respond = extraction_answer
+    build(isolated, folder)
+    settings = make_settings(isolated, EXTRACTION__BACKEND="scripted", CHAT__BACKEND="scripted")
+
+    async def work() -> tuple[dict[str, object], object]:
+        async with Handbook(settings) as hb:
+            retriever = await hb.retriever()
+            results = {
+                mode: await retriever.search("Was startet die Pumpe P1?", k=2, mode=mode)
+                for mode in ("local", "global", "mix")
+            }
+            scripted.calls.clear()
+            scripted.respond = lambda messages: "Der Fußschalter startet die Pumpe P1 [1]."
+            answer = await (await hb.answerer()).ask("Was startet die Pumpe P1?", mode="mix")
+            return results, answer
+
+    results, answer = asyncio.run(work())
+    for mode, result in results.items():
+        pages = {(Path(p.chunk.path).name, p.chunk.page) for p in result.passages}  # type: ignore[attr-defined]
+        assert ("presse.pdf", 2) in pages, mode
+        facts = {f.name: f for f in result.facts}  # type: ignore[attr-defined]
+        assert facts, f"{mode}: the graph contributed facts"
+        for fact in facts.values():  # every fact cites passages that hold its source chunk
+            for n in fact.sources:
+                assert 1 <= n <= len(result.passages)  # type: ignore[attr-defined]
+    local = {f.name for f in results["local"].facts}  # type: ignore[attr-defined]
+    assert {"Fußschalter", "Pumpe P1"} <= local, "local mode: entities"
+    relations = {f.name for f in results["global"].facts}  # type: ignore[attr-defined]
+    assert "Fußschalter — Pumpe P1" in relations or "Pumpe P1 — Fußschalter" in relations
+    # The prompt carries the graph's facts inside the delimited sources, citing numbers.
+    prompt = scripted.calls[-1][-1].content
+    assert "Fakten aus dem Wissensgraphen" in prompt
+    fact_lines = [line for line in prompt.splitlines() if line.startswith("- ")]
+    assert fact_lines and all(re.search(r"\[\d+\]$", line) for line in fact_lines)
+    assert "<SEP>" not in prompt
+    assert answer.found and answer.citations[0].page is not None  # type: ignore[attr-defined]
+    assert Path(answer.citations[0].path).name == "presse.pdf"  # type: ignore[attr-defined]
+
+
+def test_graph_vectors_live_in_handbooks_qdrant(isolated: Path, manuals: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.respond = extraction_answer
+    build(isolated, manuals)
+    graph_files = {p.name for p in (isolated / "graph").rglob("*")}
+    assert not any(name.startswith("vdb_") for name in graph_files), "no NanoVectorDB files"
+
+    async def work() -> tuple[int, int, int, int]:
+        settings = make_settings(isolated, EXTRACTION__BACKEND="scripted")
+        async with Handbook(settings) as hb:
+            store = await hb.store()
+            nodes, edges = await (await hb.graph()).counts()
+            embedder = hb.embedder()
+            query = await embedder.embed_query("Pumpe")
+            points = [
+                len(await (await store.collection(name, embedder.dim)).search(query, 10, -1.0))
+                for name in ("graph_entities", "graph_relationships")
+            ]
+            return nodes, edges, points[0], points[1]
+
+    nodes, edges, entity_points, relation_points = asyncio.run(work())
+    assert (entity_points, relation_points) == (nodes, edges) == (3, 2)
+    import subprocess
+    import sys
+
+    reset = subprocess.run(
+        [sys.executable, "-m", "handbook", "reset", "--yes"], capture_output=True, text=True
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert not (isolated / "graph").exists() or {
+        p.name for p in (isolated / "graph").iterdir()
+    } <= {"replies.sqlite", "replies.sqlite-wal", "replies.sqlite-shm"}
