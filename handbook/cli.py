@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from handbook.app import Handbook
     from handbook.config import Settings
     from handbook.types import Answer, SearchFilter
-    from retrieval.search import SearchResult
 
 T = TypeVar("T")
 MODES = click.Choice(["hybrid", "naive", "sparse", "local", "global", "mix"])
@@ -257,16 +256,7 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 
 def _filter(docs: tuple[str, ...], lang: str | None, hb: Handbook) -> SearchFilter:
-    from handbook.errors import NotIndexed
-    from handbook.types import SearchFilter
-
-    ids: list[str] = []
-    for key in docs:
-        found = hb.registry.find(key)
-        if not found:
-            raise NotIndexed(f"No indexed document matches {key!r}. See `handbook docs list`.")
-        ids.extend(r.doc_id for r in found)
-    return SearchFilter(doc_ids=tuple(ids), language=lang)  # type: ignore[arg-type]  # Choice
+    return hb.search_filter(docs, lang)  # type: ignore[arg-type]  # Choice
 
 
 def _questions(text: str | None, batch: Path | None) -> Iterator[str]:
@@ -278,28 +268,6 @@ def _questions(text: str | None, batch: Path | None) -> Iterator[str]:
         yield text
     else:
         raise click.UsageError("Give a question, or --batch FILE.")
-
-
-def _result_json(result: SearchResult) -> dict[str, Any]:
-    return {
-        "query": result.query,
-        "language": result.language,
-        "results": [
-            {
-                "doc": p.chunk.doc_id,
-                "title": p.chunk.title,
-                "path": p.chunk.path,
-                "page": p.chunk.page,
-                "section": p.chunk.section,
-                "score": round(p.score, 6),
-                "text": p.chunk.text,
-            }
-            for p in result.passages
-        ],
-        "facts": [
-            {"name": f.name, "text": f.text, "sources": list(f.sources)} for f in result.facts
-        ],
-    }
 
 
 filter_options = [
@@ -353,7 +321,7 @@ def search(
         for q in questions:
             result = await retriever.search(q, k=k, where=where, mode=mode)  # type: ignore[arg-type]
             if as_json:
-                click.echo(json.dumps(_result_json(result), ensure_ascii=False))
+                click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
             else:
                 search_table(result)
 
@@ -569,10 +537,7 @@ def docs_delete(ctx: click.Context, doc: str) -> None:
         if len(found) > 1:
             listing = "\n".join(f"  {r.doc_id}  {r.path}" for r in found)
             raise HandbookError(f"{doc!r} matches several documents; give an id:\n{listing}")
-        indexer = await hb.indexer()
-        await indexer.delete(found[0].doc_id)
-        if hb.settings.graph_path.is_dir():  # its entities and relations, where no other
-            await (await hb.graph()).delete(found[0].doc_id)  # document supports them
+        await hb.delete_document(found[0].doc_id)
         return [found[0].path]
 
     for path in run(ctx, work):
@@ -700,6 +665,28 @@ def reset(ctx: click.Context, yes: bool) -> None:
 
     run(ctx, work)
     click.echo(f"Index in {home} deleted.")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: api.host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: api.port.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the HTTP API and the web page (http://HOST:PORT/, docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings: Settings = ctx.obj.settings
+    host = host or settings.api.host
+    port = port or settings.api.port
+    if not settings.api.keys and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"Warning: listening on {host} without API keys: anyone who can reach this port "
+            "can read and change the index. Set HANDBOOK_API_KEYS.",
+            err=True,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handbook.errors import ConfigError
 from handbook.types import Task
@@ -263,6 +263,37 @@ class IndexSettings(Section):
     )
 
 
+class ApiSettings(Section):
+    host: str = Field("127.0.0.1", description="`handbook serve` listens here.")
+    port: int = Field(8000, ge=1, le=65535, description="`handbook serve` port.")
+    keys: tuple[str, ...] = Field(
+        (),
+        description="API keys (`Authorization: Bearer KEY`); when set, every route but the "
+        "health checks and the web page needs one. Env: HANDBOOK_API_KEYS=k1,k2.",
+    )
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest document upload.")
+    max_body_kb: int = Field(256, ge=1, description="Largest JSON request body.")
+    max_concurrent_answers: int = Field(
+        4, ge=1, description="Answers generated at once; more requests wait their turn."
+    )
+    queue_timeout_s: float = Field(
+        60.0, gt=0, description="How long a request waits for its turn before a 503."
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Origins allowed by CORS (off when empty), e.g. http://localhost:3000."
+    )
+    preload: bool = Field(
+        default=True, description="Load the chat model at start-up (`handbook serve`)."
+    )
+
+    @field_validator("keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
 class Settings(BaseModel):
     """All of Handbook's settings. Build with `load_settings`."""
 
@@ -301,6 +332,7 @@ class Settings(BaseModel):
     index: IndexSettings = Field(
         default_factory=IndexSettings, description="What `handbook index` reads."
     )
+    api: ApiSettings = Field(default_factory=ApiSettings, description="The HTTP API.")
 
     @property
     def store_path(self) -> Path:
@@ -317,6 +349,11 @@ class Settings(BaseModel):
     @property
     def graph_path(self) -> Path:
         return self.home / "graph"
+
+    @property
+    def uploads_path(self) -> Path:
+        """Documents uploaded through the API (indexed from here)."""
+        return self.home / "uploads"
 
     @property
     def models_path(self) -> Path:
@@ -372,6 +409,9 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        if name == "HANDBOOK_API_KEYS":  # the documented short form of HANDBOOK_API__KEYS
+            out.setdefault("api", {})["keys"] = value
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         node = out
@@ -433,6 +473,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = settings.model_dump(mode="json")
     if data["store"].get("api_key"):
         data["store"]["api_key"] = "***"
+    data["api"]["keys"] = ["***" for _ in data["api"]["keys"]]
     return data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from handbook.config import RetrievalSettings
 from handbook.errors import NotIndexed
@@ -47,6 +48,28 @@ class SearchResult:
     @property
     def relevant(self) -> bool:
         return bool(self.passages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `handbook search --json` and of the API."""
+        return {
+            "query": self.query,
+            "language": self.language,
+            "results": [
+                {
+                    "doc": p.chunk.doc_id,
+                    "title": p.chunk.title,
+                    "path": p.chunk.path,
+                    "page": p.chunk.page,
+                    "section": p.chunk.section,
+                    "score": round(p.score, 6),
+                    "text": p.chunk.text,
+                }
+                for p in self.passages
+            ],
+            "facts": [
+                {"name": f.name, "text": f.text, "sources": list(f.sources)} for f in self.facts
+            ],
+        }
 
 
 Fused = list[tuple[Chunk, float, list[int | None]]]

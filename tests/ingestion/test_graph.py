@@ -69,9 +69,9 @@ def manuals(tmp_path: Path) -> Path:
     return folder
 
 
-def build(home: Path, folder: Path | None = None) -> GraphReport:
+def build(home: Path, folder: Path | None = None, **env: str) -> GraphReport:
     async def work() -> GraphReport:
-        settings = make_settings(home, EXTRACTION__BACKEND="scripted")
+        settings = make_settings(home, EXTRACTION__BACKEND="scripted", **env)
         async with Handbook(settings) as hb:
             if folder is not None:
                 await (await hb.indexer()).index(folder)
@@ -277,14 +277,20 @@ def test_graph_modes_retrieve_through_the_graph_and_cite_document_and_page(
     assert Path(answer.citations[0].path).name == "presse.pdf"  # type: ignore[attr-defined]
 
 
-def test_graph_vectors_live_in_handbooks_qdrant(isolated: Path, manuals: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("backend", ["qdrant-edge", "qdrant-local"])
+def test_graph_vectors_live_in_handbooks_qdrant(
+    isolated: Path, manuals: Path, scripted, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
     scripted.respond = extraction_answer
-    build(isolated, manuals)
+    build(isolated, manuals, STORE__BACKEND=backend)
     graph_files = {p.name for p in (isolated / "graph").rglob("*")}
     assert not any(name.startswith("vdb_") for name in graph_files), "no NanoVectorDB files"
 
-    async def work() -> tuple[int, int, int, int]:
-        settings = make_settings(isolated, EXTRACTION__BACKEND="scripted")
+    async def counts() -> tuple[int, int, int, int]:
+        settings = make_settings(isolated, EXTRACTION__BACKEND="scripted", STORE__BACKEND=backend)
         async with Handbook(settings) as hb:
             store = await hb.store()
             nodes, edges = await (await hb.graph()).counts()
@@ -296,15 +302,16 @@ def test_graph_vectors_live_in_handbooks_qdrant(isolated: Path, manuals: Path, s
             ]
             return nodes, edges, points[0], points[1]
 
-    nodes, edges, entity_points, relation_points = asyncio.run(work())
+    nodes, edges, entity_points, relation_points = asyncio.run(counts())
     assert (entity_points, relation_points) == (nodes, edges) == (3, 2)
-    import subprocess
-    import sys
 
+    monkeypatch.setenv("HANDBOOK_STORE__BACKEND", backend)
     reset = subprocess.run(
         [sys.executable, "-m", "handbook", "reset", "--yes"], capture_output=True, text=True
     )
     assert reset.returncode == 0, reset.stderr
-    assert not (isolated / "graph").exists() or {
-        p.name for p in (isolated / "graph").iterdir()
-    } <= {"replies.sqlite", "replies.sqlite-wal", "replies.sqlite-shm"}
+    left = {p.name for p in (isolated / "graph").iterdir()}
+    assert left <= {"replies.sqlite", "replies.sqlite-wal", "replies.sqlite-shm"}, left
+    assert asyncio.run(counts()) == (0, 0, 0, 0), "graph collections dropped with the index"
+    rebuilt = build(isolated, manuals, STORE__BACKEND=backend)
+    assert rebuilt.llm_calls == 0 and len(rebuilt.built) == 2, "replies kept: no LLM call"

@@ -1,0 +1,267 @@
+"""The FastAPI application: `create_app(settings)`. Services come from the composition root
+(`handbook.app.Handbook`), created in the lifespan and closed with it.
+
+    uvicorn --factory api.app:app_from_env      # or: handbook serve
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import openai_compat, routes, schemas
+from api.jobs import IndexJobs
+from api.services import Services
+from api.uploads import UploadRejected
+from generation.sessions import SessionNotFound
+from handbook.app import Handbook
+from handbook.config import Settings, load_settings
+from handbook.errors import (
+    BackendUnavailable,
+    ConfigError,
+    HandbookError,
+    LoaderError,
+    NotIndexed,
+)
+
+log = logging.getLogger("handbook.api")
+STATIC = Path(__file__).parent / "static"
+UPLOAD_ROUTE = "/v1/documents"
+
+# The most specific class first: its status wins.
+STATUS: list[tuple[type[HandbookError], int, str]] = [
+    (UploadRejected, 0, "upload_rejected"),
+    (SessionNotFound, 404, "not_found"),
+    (NotIndexed, 409, "not_indexed"),
+    (BackendUnavailable, 503, "unavailable"),
+    (LoaderError, 422, "unreadable_document"),
+    (ConfigError, 400, "bad_request"),
+    (HandbookError, 400, "bad_request"),
+]
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+def error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Any:
+    return JSONResponse(
+        {"error": code, "message": message}, status_code=status, headers=dict(headers or {})
+    )
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit with 413, by Content-Length or while they arrive:
+    uploads up to `api.max_upload_mb`, everything else up to `api.max_body_kb`."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.upload = int(settings.api.max_upload_mb * 1024 * 1024) + 64 * 1024  # + form fields
+        self.body = settings.api.max_body_kb * 1024
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.upload if scope["path"] == UPLOAD_ROUTE else self.body
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, limit)
+            return
+        received = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, limit)
+
+    @staticmethod
+    async def _refuse(send: Send, limit: int) -> None:
+        response = error(413, "too_large", f"The request body is over {limit // 1024} KB.")
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Handbook(settings) as hb:
+            jobs = IndexJobs(hb)
+            app.state.services = Services(
+                settings,
+                hb,
+                jobs,
+                asyncio.Semaphore(settings.api.max_concurrent_answers),
+                time.time(),
+            )
+            await _warm_up(hb, settings)
+            jobs.start()
+            if settings.uploads_path.is_dir() and any(settings.uploads_path.iterdir()):
+                jobs.submit(settings.uploads_path)  # uploads left unindexed by a stop
+            try:
+                yield
+            finally:
+                await jobs.stop()
+
+    app = FastAPI(
+        title="Handbook",
+        version=_version(),
+        summary="Answers from your technical manuals, with citations (document, page).",
+        lifespan=lifespan,
+    )
+    app.include_router(routes.router)
+    app.include_router(openai_compat.router)
+    _system_routes(app)
+    _error_handlers(app)
+    app.add_middleware(BodyLimit, settings=settings)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    return app
+
+
+async def _warm_up(hb: Handbook, settings: Settings) -> None:
+    """Open the store and load the embedder (and the chat model) before the first request."""
+    await hb.store()
+    hb.embedder()
+    if settings.api.preload:
+        try:
+            await hb.residency().preload()
+        except HandbookError as exc:  # e.g. Ollama not up yet: /readyz says so; asks retry
+            log.warning("Could not preload the chat model: %s", exc)
+
+
+def _system_routes(app: FastAPI) -> None:
+    @app.get("/healthz", response_model=schemas.Health, tags=["health"])
+    async def healthz() -> Any:
+        """The process answers (no key needed)."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=schemas.Ready,
+        responses={503: {"model": schemas.Ready}},
+        tags=["health"],
+    )
+    async def readyz(request: Request) -> Any:
+        """Store reachable and chat model loaded (no key needed)."""
+        svc: Services = request.app.state.services
+        hb = svc.handbook
+        try:
+            store = await hb.store()
+            await store.count()
+            store_state = "ok"
+        except HandbookError as exc:
+            store_state = str(exc)
+        models = hb.residency().load_times()
+        loaded = any(seconds is not None for seconds in models.values())
+        ready = store_state == "ok" and (loaded or not svc.settings.api.preload)
+        body = {
+            "ready": ready,
+            "store": store_state,
+            "documents": len(hb.registry.all()),
+            "models": models,
+            "indexing": svc.jobs.busy,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HandbookError)
+    async def handbook_error(request: Request, exc: HandbookError) -> Any:
+        for kind, status, code in STATUS:
+            if isinstance(exc, kind):
+                if isinstance(exc, UploadRejected):
+                    status = exc.status
+                return error(status, code, str(exc))
+        raise AssertionError("HandbookError is in STATUS")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return error(exc.status_code, code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        problems = [
+            "The body is not valid JSON."
+            if e["type"] == "json_invalid"
+            else f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return error(422, "invalid_request", "; ".join(problems)[:2000])
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Any:
+        incident = uuid.uuid4().hex[:8]
+        log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
+        return error(
+            500,
+            "internal_error",
+            f"Internal error (incident {incident}); the server log has the details.",
+        )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("handbook")
+    except PackageNotFoundError:
+        return "0"
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory api.app:app_from_env`: settings from HANDBOOK_* and the YAML."""
+    return create_app(load_settings())

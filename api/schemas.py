@@ -1,0 +1,192 @@
+"""Request and response bodies of the HTTP API (the OpenAPI schema is built from these)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["hybrid", "naive", "sparse", "local", "global", "mix"]
+SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Filters(Strict):
+    k: int | None = Field(None, ge=1, le=20, description="Number of sources.")
+    mode: Mode = Field("hybrid", description="Retrieval mode (see the README).")
+    docs: list[str] = Field(
+        default_factory=list, max_length=50, description="Only these documents (id or file name)."
+    )
+    lang: Literal["de", "en"] | None = Field(None, description="Only sources in this language.")
+
+
+class AskRequest(Filters):
+    question: str = Field(min_length=1, max_length=4000, description="German or English.")
+    session: str | None = Field(
+        None, pattern=SESSION_ID, description="Ask within this session (its history is used)."
+    )
+    stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
+
+
+class SearchRequest(Filters):
+    query: str = Field(min_length=1, max_length=4000)
+
+
+class Citation(BaseModel):
+    n: int
+    doc: str
+    title: str
+    path: str
+    page: int | None
+    section: str
+    score: float
+    text: str
+
+
+class AnswerOut(BaseModel):
+    """The fields of `handbook ask --json`, and the session when asked in one."""
+
+    question: str
+    answer: str
+    language: str
+    found: bool
+    task: str
+    model: str
+    model_answer: str
+    citations: list[Citation]
+    session: str | None = None
+
+
+class SearchHit(BaseModel):
+    doc: str
+    title: str
+    path: str
+    page: int | None
+    section: str
+    score: float
+    text: str
+
+
+class Fact(BaseModel):
+    name: str
+    text: str
+    sources: list[int]
+
+
+class SearchOut(BaseModel):
+    query: str
+    language: str
+    results: list[SearchHit]
+    facts: list[Fact]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    name: str
+    title: str
+    format: str
+    language: str
+    size: int
+    chunks: int
+    pages: int | None
+    updated_at: float
+
+
+class JobOut(BaseModel):
+    id: str
+    path: str
+    state: Literal["queued", "running", "done", "failed"]
+    created: float
+    started: float | None
+    finished: float | None
+    error: str | None
+    documents: list[dict[str, Any]]
+    graph: dict[str, Any] | None
+
+
+class SessionCreate(Strict):
+    title: str = Field("", max_length=200)
+
+
+class SessionOut(BaseModel):
+    id: str
+    title: str
+    created: float
+    updated: float
+    turns: int
+
+
+class Turn(BaseModel):
+    n: int
+    created: float
+    answer: AnswerOut
+
+
+class SessionHistory(BaseModel):
+    session: SessionOut
+    turns: list[Turn]
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class ModelCard(BaseModel):
+    """An OpenAI-style model entry, with what Handbook knows about it."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "handbook"
+    backend: str
+    chat_model: str
+    loaded: bool
+    load_seconds: float | None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    store: str
+    documents: int
+    models: dict[str, float | None]
+    indexing: bool
+
+
+class Error(BaseModel):
+    error: str = Field(description="A stable code, e.g. unauthorized, not_found.")
+    message: str = Field(description="What went wrong and what to do.")
+
+
+# --- OpenAI-compatible chat completions ---------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # clients send name, tool fields...
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, top_p, user... are accepted
+
+    model: str = Field(max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
