@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -15,11 +16,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_compat, routes, schemas
@@ -227,10 +229,13 @@ def _error_handlers(app: FastAPI) -> None:
                 return error(status, code, str(exc))
         raise AssertionError("HandbookError is in STATUS")
 
-    @app.exception_handler(HTTPException)
+    @app.exception_handler(HTTPException)  # FastAPI's and Starlette's (routing, parsing)
     async def http_error(request: Request, exc: HTTPException) -> Any:
         code = HTTP_CODES.get(exc.status_code, "error")
-        return error(exc.status_code, code, str(exc.detail), exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_methods(request.app, request.url.path))
+        return error(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -251,6 +256,14 @@ def _error_handlers(app: FastAPI) -> None:
             "internal_error",
             f"Internal error (incident {incident}); the server log has the details.",
         )
+
+
+def _methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI schema documents for a concrete path."""
+    for template, operations in app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 def _version() -> str:

@@ -55,6 +55,15 @@ class StoreSettings(Section):
     url: str | None = Field(None, description="Qdrant server URL for backend 'qdrant'.")
     api_key: str | None = Field(None, description="Qdrant server API key.")
     collection: str = Field("handbook", description="Collection name.")
+    shards: int | None = Field(
+        None, ge=1, description="Server: shards of a new collection (a cluster spreads them)."
+    )
+    replication_factor: int | None = Field(
+        None, ge=1, description="Server: copies of each shard in a cluster."
+    )
+    write_consistency_factor: int | None = Field(
+        None, ge=1, description="Server: replicas that must confirm a write."
+    )
 
     @model_validator(mode="after")
     def _url_for_server(self) -> StoreSettings:

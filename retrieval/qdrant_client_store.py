@@ -80,12 +80,24 @@ class QdrantClientStore(BlockingStore):
             self._collection,
             vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            **self._cluster(),
         )
         if self._path is None:  # payload indexes are a server feature
             for field in ("doc_id", "language"):
                 self._client.create_payload_index(
                     self._collection, field, models.PayloadSchemaType.KEYWORD
                 )
+
+    def _cluster(self) -> dict[str, int]:
+        """Sharding and replication of new collections (a Qdrant cluster; server only)."""
+        if self._path is not None:
+            return {}
+        options = {
+            "shard_number": self._settings.shards,
+            "replication_factor": self._settings.replication_factor,
+            "write_consistency_factor": self._settings.write_consistency_factor,
+        }
+        return {name: value for name, value in options.items() if value is not None}
 
     def _sync_close(self) -> None:
         if self._client is not None:
@@ -197,6 +209,7 @@ class QdrantClientStore(BlockingStore):
         self._client.create_collection(
             self._name(name),
             vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+            **self._cluster(),
         )
         if self._path is None:
             self._client.create_payload_index(
