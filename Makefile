@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/generation_speed.py
 	$(BIN)/python bench/graph_extraction.py
+	$(BIN)/python bench/api_load.py
 
 clean:
 	rm -rf $(VENV) .handbook
