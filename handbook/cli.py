@@ -670,22 +670,27 @@ def reset(ctx: click.Context, yes: bool) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default: api.host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: api.port.")
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Serve beyond loopback without API keys (anyone who reaches the port can read and "
+    "change the index).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the HTTP API and the web page (http://HOST:PORT/, docs at /docs)."""
+def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool) -> None:
+    """Run the HTTP API and the web page (http://HOST:PORT/, API docs at /docs)."""
+    settings: Settings = ctx.obj.settings
+    host = host or settings.api.host
+    port = port or settings.api.port
+    if not settings.api.keys and host not in ("127.0.0.1", "localhost", "::1") and not no_auth:
+        raise click.UsageError(
+            f"Listening on {host} needs API keys: set HANDBOOK_API_KEYS=key1,key2 (or api.keys), "
+            "or pass --no-auth to serve without them."
+        )
     import uvicorn
 
     from api.app import create_app
 
-    settings: Settings = ctx.obj.settings
-    host = host or settings.api.host
-    port = port or settings.api.port
-    if not settings.api.keys and host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(
-            f"Warning: listening on {host} without API keys: anyone who can reach this port "
-            "can read and change the index. Set HANDBOOK_API_KEYS.",
-            err=True,
-        )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
 
 

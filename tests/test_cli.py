@@ -70,6 +70,11 @@ def test_graph_modes_before_the_graph_is_built_say_what_to_do(home: Path) -> Non
     assert "Traceback" not in out.stderr
 
 
+def test_serve_beyond_loopback_needs_keys(tmp_path: Path) -> None:
+    out = handbook("serve", "--host", "0.0.0.0", home=tmp_path, check=False)
+    assert out.returncode == 2 and "HANDBOOK_API_KEYS" in out.stderr and "--no-auth" in out.stderr
+
+
 def test_search_filters_by_document_and_language(home: Path) -> None:
     out = handbook("search", "pressure", "--doc", "hydraulic_press_hp200.md", "--json", home=home)
     assert {Path(r["path"]).name for r in json.loads(out.stdout)["results"]} == {
