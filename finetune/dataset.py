@@ -81,9 +81,7 @@ def validate(example: Any, tasks: Sequence[str]) -> str | None:
     return None
 
 
-def read_jsonl(
-    path: Path, tasks: Sequence[str]
-) -> tuple[list[tuple[int, Example]], list[Problem]]:
+def read_jsonl(path: Path, tasks: Sequence[str]) -> tuple[list[tuple[int, Example]], list[Problem]]:
     """Valid examples with their line numbers (from 1), and the problems of the other lines."""
     if not path.is_file():
         raise ConfigError(f"{path} does not exist.")
@@ -179,6 +177,7 @@ def check(
     token lengths against `max_length`, and the same example in two splits."""
     report = CheckReport(max_length=max_length)
     seen: dict[str, set[str]] = defaultdict(set)
+    shown: dict[str, str] = {}
     found = False
     for name in SPLITS:
         path = folder / f"{name}.jsonl"
@@ -191,6 +190,7 @@ def check(
         report.tasks[name] = Counter(task_of(e) or "?" for _, e in rows)
         for line, example in rows:
             seen[key(example)].add(name)
+            shown.setdefault(key(example), str(example["messages"][-2]["content"]))
             if count_tokens is not None:
                 length = count_tokens(example["messages"])
                 report.lengths.append(length)
@@ -203,9 +203,8 @@ def check(
             "`handbook finetune prepare` writes them."
         )
     report.duplicates = [
-        (text[:120], tuple(s for s in SPLITS if s in splits))
+        (shown[text][:120], tuple(s for s in SPLITS if s in splits))
         for text, splits in seen.items()
         if len(splits) > 1
     ]
     return report
-

@@ -96,3 +96,52 @@ def to_gguf_lora(adapter: Path, base_config: dict[str, Any], output: Path) -> Pa
     writer.write_tensors_to_file()
     writer.close()
     return output
+
+
+# Bases Ollama serves under a tag: a Modelfile `FROM` must name the weights the adapter was
+# trained on.
+OLLAMA_TAGS = {
+    "meta-llama/Llama-3.2-3B-Instruct": "llama3.2:3b",
+    "meta-llama/Llama-3.2-1B-Instruct": "llama3.2:1b",
+    "meta-llama/Llama-3.1-8B-Instruct": "llama3.1:8b",
+}
+
+
+def ollama_base(base_model: str) -> str | None:
+    """What a Modelfile's FROM says for a base: an Ollama tag or a GGUF file, if known."""
+    from generation.llamacpp import PACKAGED, packaged_gguf
+
+    if base_model in OLLAMA_TAGS:
+        return OLLAMA_TAGS[base_model]
+    if base_model in PACKAGED:
+        return str(packaged_gguf(PACKAGED[base_model]))
+    if base_model.endswith(".gguf") and Path(base_model).expanduser().is_file():
+        return str(Path(base_model).expanduser().resolve())
+    return None
+
+
+def write_modelfile(folder: Path, base: str, lora: Path, name: str) -> list[str]:
+    """`folder/Modelfile` (FROM base + ADAPTER lora) and the commands that create the model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Modelfile").write_text(
+        f"# Created by `handbook finetune export`.\nFROM {base}\nADAPTER ./{lora.name}\n",
+        encoding="utf-8",
+    )
+    return [
+        f"ollama create {name} -f {folder / 'Modelfile'}",
+        f"ollama run {name}",
+        f"# then: chat.backend ollama, chat.model {name}, chat.task_prefix true",
+    ]
+
+
+def merged_model(adapter: Path, base_model: str, output: Path, models_dir: Path) -> Path:
+    """The base with the LoRA folded in, as a plain transformers model folder."""
+    from generation.adapter import with_adapter
+    from generation.hf import load_causal_lm, place, resolve_base
+
+    model, tokenizer = load_causal_lm(resolve_base(base_model, models_dir), place("cpu", "none"))
+    merged = with_adapter(model, adapter, base_model).merge_and_unload()
+    output.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(output))
+    tokenizer.save_pretrained(str(output))
+    return output

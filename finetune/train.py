@@ -12,14 +12,16 @@ import hashlib
 import importlib.metadata
 import json
 import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from generation.hf import fingerprint, load_causal_lm, place, resolve_base
 from handbook.config import FinetuneSettings
-from handbook.errors import ConfigError
+from handbook.errors import BackendUnavailable, ConfigError, HandbookError
 from handbook.registry import missing_extra
 
 Example = Mapping[str, Any]  # {"messages": [{"role": ..., "content": ...}, ...]}
@@ -32,6 +34,16 @@ class TrainResult:
     steps: int
     train_loss: float
     eval_loss: float | None
+    seconds: float = 0.0
+    tokens_per_second: float = 0.0
+    peak_rss_mb: float = 0.0
+    peak_vram_mb: float | None = None
+    trainable_parameters: int = 0
+    parameters: int = 0
+
+
+Progress = Callable[[int, int, float | None], None]
+"""Called as training goes: (step, total steps, latest training loss)."""
 
 
 def as_prompt_completion(example: Example) -> dict[str, list[dict[str, str]]]:
@@ -87,23 +99,50 @@ def train(
     output: Path,
     models_dir: Path,
     val_set: Sequence[Example] = (),
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
 ) -> TrainResult:
-    """Fine-tune `settings.base_model` on `train_set`; the adapter (or model) lands in `output`."""
+    """Fine-tune `settings.base_model` on `train_set`; the adapter (or model) lands in `output`.
+
+    Checkpoints go to `output/checkpoints` each epoch (or every `save_every_steps`); with a
+    validation set the best epoch by eval loss is kept. `resume` continues from the last one.
+    """
     try:
         import torch
         from datasets import Dataset
         from peft import LoraConfig
+        from transformers import TrainerCallback
         from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # lazy exports
     except ImportError as exc:
         raise missing_extra(exc.name or "trl", "finetune") from None
+    quiet()
     if not train_set:
         raise ConfigError("The training set is empty.")
+    checkpoints = output / "checkpoints"
+    if resume and not any(checkpoints.glob("checkpoint-*")):
+        raise ConfigError(f"No checkpoint in {checkpoints} to resume from; run without --resume.")
     torch.manual_seed(settings.seed)
     base = resolve_base(settings.base_model, models_dir)
     placement = place(settings.device, "4bit" if settings.method == "qlora" else "none")
     if placement.dtype == "float16" and settings.method == "full":
         placement = type(placement)(placement.device, "float32", placement.quantization)
-    model, tokenizer = load_causal_lm(base, placement)
+    try:
+        model, tokenizer = load_causal_lm(base, placement)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise _too_big(settings, exc) from exc
+    too_long = [
+        n
+        for n, example in enumerate(train_set, start=1)
+        if token_count(tokenizer, example["messages"]) > settings.max_seq_length
+    ]
+    if too_long:
+        shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
+        raise ConfigError(
+            f"{len(too_long)} training examples are longer than max_seq_length "
+            f"{settings.max_seq_length} tokens (examples {shown}). Raise finetune.max_seq_length "
+            "or shorten them; `handbook finetune check` lists them by line."
+        )
     cuda = placement.device.startswith("cuda")
     optimizer = settings.optimizer
     if optimizer == "auto":
@@ -119,8 +158,9 @@ def train(
         )
     rows = [as_prompt_completion(e) for e in train_set]
     val_rows = [as_prompt_completion(e) for e in val_set]
+    every = settings.save_every_steps
     config = SFTConfig(
-        output_dir=str(output / "checkpoints"),
+        output_dir=str(checkpoints),
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
@@ -137,12 +177,26 @@ def train(
         completion_only_loss=True,
         seed=settings.seed,
         data_seed=settings.seed,
-        eval_strategy="epoch" if val_rows else "no",
-        save_strategy="no",
-        logging_steps=10,
+        eval_strategy=("steps" if every else "epoch") if val_rows else "no",
+        eval_steps=every,
+        save_strategy="steps" if every else "epoch",
+        save_steps=every or 500,  # used only with save_strategy "steps"
+        save_total_limit=2,
+        load_best_model_at_end=bool(val_rows),
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=1,
         report_to=[],
         disable_tqdm=True,
     )
+
+    class Report(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if progress is not None and logs and "loss" in logs:
+                progress(state.global_step, state.max_steps, float(logs["loss"]))
+
+    from transformers import PrinterCallback
+
     trainer = SFTTrainer(
         model=model,
         args=config,
@@ -150,16 +204,48 @@ def train(
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=[Report()],
     )
-    outcome = trainer.train()
+    trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    try:
+        outcome = trainer.train(resume_from_checkpoint=True if resume else None)
+    except KeyboardInterrupt:
+        kept = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        where = f"the last checkpoint is {kept[-1].name}" if kept else "no checkpoint yet"
+        raise HandbookError(
+            f"Training stopped at step {trainer.state.global_step} of "
+            f"{trainer.state.max_steps}; {where} (in {checkpoints}). Run the same command with "
+            "--resume to continue from it."
+        ) from None
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise _too_big(settings, exc) from exc
+    seconds = time.perf_counter() - started
     eval_loss = trainer.evaluate()["eval_loss"] if val_rows else None
     output.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output))
     tokenizer.save_pretrained(str(output))
+    tokens = sum(token_count(tokenizer, e["messages"]) for e in train_set) * settings.epochs
+    trainable, total = _parameters(trainer.model)
+    result = TrainResult(
+        output=output,
+        steps=outcome.global_step,
+        train_loss=outcome.training_loss,
+        eval_loss=eval_loss,
+        seconds=seconds,
+        tokens_per_second=tokens / seconds if seconds else 0.0,
+        peak_rss_mb=peak_rss_mb(),
+        peak_vram_mb=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        trainable_parameters=trainable,
+        parameters=total,
+    )
     meta = {
         "base_model": settings.base_model,
         "base_resolved": base,
         "base_fingerprint": fingerprint(model.config),
+        "method": settings.method,
         "settings": settings.model_dump(mode="json"),
         "versions": library_versions(),
         "git_revision": git_revision(),
@@ -167,6 +253,56 @@ def train(
         "examples": {"train": len(train_set), "val": len(val_set)},
         "train_loss": outcome.training_loss,
         "eval_loss": eval_loss,
+        "metrics": {
+            k: v
+            for k, v in asdict(result).items()
+            if k not in ("output", "train_loss", "eval_loss")
+        },
+        "log": [
+            {k: v for k, v in entry.items() if k in ("step", "epoch", "loss", "eval_loss")}
+            for entry in trainer.state.log_history
+            if "loss" in entry or "eval_loss" in entry
+        ],
     }
     (output / "handbook.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return TrainResult(output, outcome.global_step, outcome.training_loss, eval_loss)
+    return result
+
+
+def quiet() -> None:
+    """Our progress bar and messages only: no library progress bars or deprecation noise."""
+    from datasets.utils.logging import disable_progress_bar
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bar()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def token_count(tokenizer: Any, messages: Sequence[Mapping[str, Any]]) -> int:
+    """Tokens of one example as training sees it (the model's chat template applied)."""
+    rendered = [{"role": m["role"], "content": m["content"]} for m in messages]
+    ids = tokenizer.apply_chat_template(rendered, tokenize=True)
+    if isinstance(ids, Mapping):  # newer tokenizers return a BatchEncoding
+        ids = ids["input_ids"]
+    return len(ids)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return int(trainable), int(total)
+
+
+def _too_big(settings: FinetuneSettings, exc: BaseException) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"{settings.base_model} does not fit in memory for {settings.method} training "
+        f"({type(exc).__name__}). Try method qlora (on CUDA), a smaller batch_size with more "
+        "gradient_accumulation, a shorter max_seq_length, or a smaller base model."
+    )

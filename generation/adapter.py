@@ -51,17 +51,35 @@ def check_adapter_folder(adapter: Path, base_config: Any, base_name: str) -> Non
         )
 
 
+def with_adapter(model: Any, adapter: Path, base_name: str) -> Any:
+    """`model` with the peft adapter folder `adapter` (checked against the base first)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise missing_extra("peft", "adapter") from None
+    check_adapter_folder(adapter, model.config, base_name)
+    try:
+        return PeftModel.from_pretrained(model, str(adapter))
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"The adapter {adapter} does not fit the base model {base_name!r}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
 class PeftChat:
+    """`chat.model` (a base, or a fully fine-tuned model folder) with the LoRA adapter
+    `chat.adapter` when one is set."""
+
     def __init__(self, settings: ChatSettings, models_dir: Path) -> None:
-        if not settings.adapter:
-            raise ConfigError(
-                "The adapter backend needs chat.adapter: the folder of a LoRA adapter "
-                "(from `handbook finetune train`)."
-            )
         self._settings = settings
         self._models_dir = models_dir
-        self.adapter = Path(settings.adapter).expanduser()
-        self.name = f"adapter:{self.adapter.name}@{settings.model}"
+        self.adapter = Path(settings.adapter).expanduser() if settings.adapter else None
+        self.name = (
+            f"adapter:{self.adapter.name}@{settings.model}"
+            if self.adapter
+            else f"transformers:{settings.model}"
+        )
         self._model: Any = None
         self._tokenizer: Any = None
         self._load_lock = threading.Lock()
@@ -72,27 +90,17 @@ class PeftChat:
         with self._load_lock:
             if self._model is not None:
                 return self._model, self._tokenizer
-            try:
-                from peft import PeftModel
-            except ImportError:
-                raise missing_extra("peft", "adapter") from None
-            if not self.adapter.is_dir():
+            if self.adapter is not None and not self.adapter.is_dir():
                 raise ConfigError(f"The adapter folder {self.adapter} does not exist.")
             started = time.perf_counter()
             base = resolve_base(self._settings.model, self._models_dir)
             placement = place(self._settings.device, self._settings.quantization)
             model, tokenizer = load_causal_lm(base, placement)
-            check_adapter_folder(self.adapter, model.config, self._settings.model)
-            try:
-                model = PeftModel.from_pretrained(model, str(self.adapter))
-            except (RuntimeError, ValueError, KeyError) as exc:
-                raise ConfigError(
-                    f"The adapter {self.adapter} does not fit the base model "
-                    f"{self._settings.model!r}: {str(exc).splitlines()[0]}"
-                ) from exc
-            if placement.quantization == "none":
-                # Fold the LoRA weights into the base: same outputs, no extra matmuls per layer.
-                model = model.merge_and_unload()
+            if self.adapter is not None:
+                model = with_adapter(model, self.adapter, self._settings.model)
+                if placement.quantization == "none":
+                    # Fold the LoRA weights into the base: same outputs, fewer matmuls per layer.
+                    model = model.merge_and_unload()
             model.eval()
             self._model, self._tokenizer = model, tokenizer
             self.load_seconds = time.perf_counter() - started

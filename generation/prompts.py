@@ -38,6 +38,14 @@ CONVERSATION_SYSTEM = {
     ),
 }
 
+# `handbook finetune prepare --draft`: a question for an answer taken from a manual.
+QUESTION_WRITER = {
+    "en": "Write the one question a technician would ask that the following text from a "
+    "manual answers. Reply with the question only, in English, ending with a question mark.",
+    "de": "Schreibe die eine Frage, die ein Techniker stellen würde und die der folgende Text "
+    "aus einem Handbuch beantwortet. Antworte nur mit der Frage, auf Deutsch, mit Fragezeichen.",
+}
+
 NOT_FOUND = {
     "en": "The indexed manuals do not contain information about this question.",
     "de": "Die indexierten Handbücher enthalten zu dieser Frage keine Angaben.",

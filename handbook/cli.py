@@ -694,5 +694,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
 
 
+def _add_groups() -> None:
+    from handbook.cli_finetune import finetune
+
+    cli.add_command(finetune)
+
+
+_add_groups()
+
+
 def main() -> None:
     cli(prog_name="handbook")

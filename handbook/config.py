@@ -260,6 +260,9 @@ class FinetuneSettings(Section):
         "auto", description="auto = paged_adamw_8bit on CUDA, adamw_torch elsewhere."
     )
     gradient_checkpointing: bool = Field(default=True, description="Trade compute for memory.")
+    save_every_steps: int | None = Field(
+        None, ge=1, description="Checkpoint (and evaluate) every N steps; default: each epoch."
+    )
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cuda, mps, cpu.")
     seed: int = Field(42, description="Seed for the split, initialisation and data order.")
 

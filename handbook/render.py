@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -256,3 +256,79 @@ def graph_stats_table(
         warning = low_yield_warning(found, model, settings)
         if warning:
             errors.print(f"[yellow]{warning}[/yellow]")
+
+
+# --- fine-tuning -----------------------------------------------------------------------------
+
+
+class TrainProgress:
+    """One bar over the training steps, with the latest loss, elapsed time and ETA."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=errors,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> TrainProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def update(self, step: int, total: int, loss: float | None) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task("train", total=total, loss="-")
+        shown = f"{loss:.3f}" if loss is not None else "-"
+        self._progress.update(self._task, completed=step, total=total, loss=shown)
+
+
+def dataset_report(report: Any) -> None:
+    """`handbook finetune check`: counts per split and task, lengths, problems."""
+    table = Table(title="Dataset")
+    table.add_column("split")
+    table.add_column("examples", justify="right")
+    table.add_column("tasks")
+    for split, count in report.examples.items():
+        tasks = ", ".join(f"{t} {n}" for t, n in sorted(report.tasks[split].items()))
+        table.add_row(split, str(count), tasks)
+    console.print(table)
+    if report.lengths:
+        console.print(f"Token lengths (max_seq_length {report.max_length}):")
+        top = max(count for _, _, count in report.histogram()) or 1
+        for low, high, count in report.histogram():
+            bar = "█" * round(30 * count / top)
+            console.print(f"  {low:>5}-{high:<5} {count:>5} {bar}", highlight=False)
+    for title, items in (("Bad rows", report.problems), ("Too long", report.too_long)):
+        if items:
+            console.print(f"[red]{title} ({len(items)}):[/]")
+            for item in items[:50]:
+                console.print(f"  {item}", highlight=False, markup=False)
+    if report.duplicates:
+        console.print(f"[red]In more than one split ({len(report.duplicates)}):[/]")
+        for text, splits in report.duplicates[:20]:
+            console.print(f"  {'/'.join(splits)}: {text}", highlight=False, markup=False)
+    if report.ok:
+        console.print("[green]The dataset is fine.[/]")
+
+
+def eval_table(rows: list[dict[str, Any]], base: str, tuned: str) -> None:
+    """`handbook finetune eval`: base vs fine-tuned per task."""
+    table = Table(title="Test split: base vs fine-tuned")
+    for column in ("task", "examples", "metric", base, tuned, "exact base", "exact tuned"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for row in rows:
+        table.add_row(
+            row["task"], str(row["examples"]), row["metric"], f"{row['base']:.2f}",
+            f"{row['tuned']:.2f}", f"{row['base_exact']:.2f}", f"{row['tuned_exact']:.2f}",
+        )  # fmt: skip
+    console.print(table)
