@@ -273,8 +273,8 @@ def quiet() -> None:
     from datasets.utils.logging import disable_progress_bar
     from transformers.utils import logging as hf_logging
 
-    disable_progress_bar()  # type: ignore[no-untyped-call]  # datasets is untyped here
-    hf_logging.disable_progress_bar()
+    disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
