@@ -24,8 +24,9 @@ UNITS = (
     r"years?|months?|Monate?|cm³/rev|mm/s|mm/m"
 )
 _ROW = re.compile(r"^\|(.+)\|\s*$")
-_VALUE = re.compile(rf"\d[\d.,]*\s*(?:{UNITS})\b")
-_PLAIN_ROW = re.compile(rf"^(?P<key>[^\d|:]{{3,70}}?)\s+(?P<value>\d[\d.,]*\s*(?:{UNITS})\b.*)$")
+_AMOUNT = rf"\d[\d.,]*\s*(?:{UNITS})(?!\w)"  # "120 Nm", "68 dB(A)"
+_VALUE = re.compile(_AMOUNT)
+_PLAIN_ROW = re.compile(rf"^(?P<key>[^\d|:]{{3,70}}?)\s+(?P<value>{_AMOUNT}.*)$")
 _COLON = re.compile(r"^(?P<key>[^:\d]{3,70}):\s+(?P<value>.*\d.*)$")
 _STEP = re.compile(r"^\s*(\d{1,2})[.)]\s+(.+)")
 _FAULT = re.compile(
