@@ -695,9 +695,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
 
 
 def _add_groups() -> None:
+    from handbook.cli_bench import bench
     from handbook.cli_finetune import finetune
 
     cli.add_command(finetune)
+    cli.add_command(bench)
 
 
 _add_groups()

@@ -1,0 +1,450 @@
+"""Chat quality benchmark: every question through the full RAG path for each model.
+
+    handbook bench run --models llamacpp:default ollama:llama3.2:3b adapter:PATH \\
+        --questions eval/questions/plc_de.jsonl
+    handbook bench report RUN
+
+Per answer: key-fact recall, citation correctness (a cited passage is from the question's source
+document and page or section), correct refusal of unanswerable questions, answer language =
+question language, faithfulness, retrieval hit and reciprocal rank; time to first token,
+tokens/s, total latency. Per model: load time and peak memory (RSS of this process; CUDA
+memory; Ollama's own figures from `ps`).
+
+Faithfulness without a judge model is a local heuristic: the share of the answer's sentences
+whose numbers all appear in the retrieved sources and at least 60% of whose content words
+(4+ letters) do. With `--judge MODEL`, the judge says per answer whether every claim is supported
+by the sources, and compares the models' answers pairwise in both orders (a win counts only
+when both orders agree).
+
+Each (model, question) result is appended to `RUN/results.jsonl` as it finishes; running the
+same command with `--run RUN` again continues where it stopped. A model that fails (not
+installed, server down) is recorded as failed with the reason and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from handbook.config import ChatSettings, Settings
+from handbook.errors import ConfigError, HandbookError
+from handbook.language import detect_language
+from handbook.types import Answer, Passage, RetrievalMode
+
+TASKS = ("SPEC", "PROCEDURE", "EXPLAIN", "TROUBLESHOOT")
+SPEC_HELP = "ollama:TAG, llamacpp:default or llamacpp:FILE.gguf, adapter:FOLDER, transformers:MODEL"
+
+
+@dataclass(frozen=True)
+class BenchQuestion:
+    id: str
+    language: str
+    task: str
+    question: str
+    reference: str
+    key_facts: tuple[str, ...]
+    doc: str | None
+    page: int | None
+    section: str | None
+    answerable: bool
+
+
+def load_questions(paths: Iterable[Path]) -> list[BenchQuestion]:
+    """Questions from JSONL files; every bad line is reported with its file and number."""
+    questions: list[BenchQuestion] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"The question file {path} does not exist.")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{number}"
+            try:
+                raw = json.loads(line)
+                if not isinstance(raw, dict):
+                    raise ValueError("not an object")
+                question = BenchQuestion(
+                    id=str(raw["id"]),
+                    language=str(raw["language"]),
+                    task=str(raw.get("task", "EXPLAIN")),
+                    question=str(raw["question"]),
+                    reference=str(raw.get("reference", "")),
+                    key_facts=tuple(str(f) for f in raw.get("key_facts") or ()),
+                    doc=raw.get("doc"),
+                    page=raw.get("page"),
+                    section=raw.get("section"),
+                    answerable=bool(raw.get("answerable", True)),
+                )
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: not valid JSON ({exc.msg})")
+                continue
+            except (KeyError, ValueError, TypeError) as exc:
+                problems.append(f"{where}: missing or bad field {exc}")
+                continue
+            if question.language not in ("de", "en"):
+                problems.append(f"{where}: language must be de or en")
+            elif question.task not in TASKS:
+                problems.append(f"{where}: task must be one of {', '.join(TASKS)}")
+            elif question.answerable and not question.key_facts:
+                problems.append(f"{where}: an answerable question needs key_facts")
+            elif question.id in seen:
+                problems.append(f"{where}: the id {question.id!r} is used twice")
+            else:
+                seen.add(question.id)
+                questions.append(question)
+    if problems:
+        raise ConfigError("Bad question files:\n" + "\n".join(f"  {p}" for p in problems))
+    if not questions:
+        raise ConfigError("The question files hold no questions.")
+    return questions
+
+
+def chat_settings(spec: str, base: ChatSettings) -> ChatSettings:
+    """The chat settings a model spec names.
+
+    >>> chat_settings("ollama:llama3.2:3b", ChatSettings()).model
+    'llama3.2:3b'
+    """
+    kind, _, name = spec.partition(":")
+    if not name:
+        raise ConfigError(f"Unknown model {spec!r}; name one as {SPEC_HELP}.")
+    if kind == "ollama":
+        return base.model_copy(update={"backend": "ollama", "model": name, "adapter": None})
+    if kind == "llamacpp":
+        model = "smollm2" if name == "default" else name
+        return base.model_copy(update={"backend": "llamacpp", "model": model, "adapter": None})
+    if kind == "transformers":
+        return base.model_copy(update={"backend": "adapter", "model": name, "adapter": None})
+    if kind == "adapter":
+        folder = Path(name).expanduser()
+        meta = folder / "handbook.json"
+        if not meta.is_file():
+            raise ConfigError(f"{folder} is not an adapter from `handbook finetune train`.")
+        base_model = json.loads(meta.read_text(encoding="utf-8")).get("base_model", "smollm2")
+        if (folder / "adapter_config.json").is_file():
+            update = {"backend": "adapter", "model": base_model, "adapter": str(folder)}
+        else:  # a fully fine-tuned model folder
+            update = {"backend": "adapter", "model": str(folder), "adapter": None}
+        return base.model_copy(update={**update, "task_prefix": True})
+    raise ConfigError(f"Unknown model {spec!r}; name one as {SPEC_HELP}.")
+
+
+# --- scoring -------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CITED = re.compile(r"\[(\d{1,2})\]")
+
+
+def normal(text: str) -> str:
+    """Lower case, single spaces, decimal commas as points ("4,2 l" = "4.2 l")."""
+    text = re.sub(r"(\d),(\d)", r"\1.\2", text.lower())
+    return " ".join(text.split())
+
+
+def key_fact_recall(answer: str, facts: Sequence[str]) -> float:
+    """Share of the key facts the answer states.
+
+    >>> key_fact_recall("Die Ölmenge beträgt 4,2 l (5W-30).", ["4.2 l", "5W-30", "Filter"])
+    0.6666666666666666
+    """
+    if not facts:
+        return 0.0
+    text = normal(answer)
+    return sum(normal(fact) in text for fact in facts) / len(facts)
+
+
+def is_hit(question: BenchQuestion, passage: Passage) -> bool:
+    chunk = passage.chunk
+    if question.doc is None or Path(chunk.path).name != question.doc:
+        return False
+    if question.page is not None:
+        return chunk.page == question.page
+    if question.section:
+        return question.section in chunk.heading_path
+    return True
+
+
+def faithfulness(answer: str, passages: Sequence[Passage]) -> float | None:
+    """The documented heuristic (module docstring); None when the answer has no sentence."""
+    sources = normal(" ".join(p.chunk.text for p in passages))
+    source_words = set(re.findall(r"\w{4,}", sources))
+    source_numbers = set(_NUMBER.findall(sources))
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n", answer) if len(s.split()) >= 3]
+    if not sentences:
+        return None
+    supported = 0
+    for sentence in sentences:
+        text = normal(_CITED.sub("", sentence))
+        words = set(re.findall(r"\w{4,}", text))
+        numbers = set(_NUMBER.findall(text))
+        overlap = len(words & source_words) / len(words) if words else 1.0
+        if numbers <= source_numbers and overlap >= 0.6:
+            supported += 1
+    return supported / len(sentences)
+
+
+def score(question: BenchQuestion, answer: Answer, passages: Sequence[Passage]) -> dict[str, Any]:
+    """Per-answer quality figures (None where a figure does not apply)."""
+    refused = not answer.found
+    cited = {int(n) for n in _CITED.findall(answer.answer)}
+    given = [p for n, p in enumerate(passages, start=1) if not cited or n in cited]
+    hits = [n for n, p in enumerate(passages, start=1) if is_hit(question, p)]
+    if question.answerable:
+        recall = key_fact_recall(answer.answer, question.key_facts)
+        correct = recall == 1.0 and not refused
+        citation = any(is_hit(question, p) for p in given) if answer.found else False
+    else:
+        recall = None
+        correct = refused
+        citation = None
+    return {
+        "key_fact_recall": recall,
+        "correct": correct,
+        "refused": refused,
+        "refusal_correct": refused if not question.answerable else None,
+        "citation_correct": citation,
+        "language_match": detect_language(answer.answer) == question.language,
+        "faithfulness": faithfulness(answer.answer, passages) if answer.found else None,
+        "hit": bool(hits) if question.answerable else None,
+        "reciprocal_rank": (1.0 / hits[0] if hits else 0.0) if question.answerable else None,
+    }
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux /proc; 0 where it is not there)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class PeakMemory:
+    """Samples RSS on a thread while the block runs; `peak` is the largest sample."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.peak = rss_mb()
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak = max(self.peak, rss_mb())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
+def cuda_peak_mb() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return float(torch.cuda.max_memory_allocated()) / 2**20
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+class Run:
+    """A run folder: `run.json` (what was asked of it) and `results.jsonl` (one line per
+    finished model x question)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.results_path = folder / "results.jsonl"
+
+    def results(self) -> list[dict[str, Any]]:
+        if not self.results_path.is_file():
+            return []
+        rows = []
+        for line in self.results_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill: that question is asked again
+        return rows
+
+    def done(self) -> set[tuple[str, str]]:
+        return {(r["model"], r["id"]) for r in self.results()}
+
+    def add(self, row: dict[str, Any]) -> None:
+        with self.results_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+
+    def meta(self) -> dict[str, Any]:
+        path = self.folder / "run.json"
+        data: dict[str, Any] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        )
+        return data
+
+    def start(self, models: Sequence[str], files: Sequence[Path], mode: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta = self.meta()
+        if meta and (meta.get("models") != list(models) or meta.get("mode") != mode):
+            raise ConfigError(
+                f"{self.folder} holds a run with models {meta.get('models')} and mode "
+                f"{meta.get('mode')}; resume it with the same --models and --mode, or start "
+                "a new run folder."
+            )
+        if not meta:
+            from finetune.train import git_revision
+
+            meta = {
+                "models": list(models),
+                "questions": [str(f) for f in files],
+                "mode": mode,
+                "started": time.time(),
+                "git_revision": git_revision(),
+            }
+            (self.folder / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+Progress = Callable[[str, int, int], None]
+
+
+async def run_model(
+    settings: Settings,
+    spec: str,
+    questions: Sequence[BenchQuestion],
+    run: Run,
+    mode: RetrievalMode,
+    progress: Progress | None = None,
+) -> None:
+    """Ask `questions` not yet answered by `spec`; append each result to the run."""
+    from generation.answer import Done, Retrieved, Token
+    from handbook.app import Handbook
+
+    done = run.done()
+    todo = [q for q in questions if (spec, q.id) not in done]
+    if not todo:
+        return
+    chat = chat_settings(spec, settings.chat)
+    residency = settings.residency.model_copy(update={"extraction_can_chat": False})
+    own = settings.model_copy(update={"chat": chat, "residency": residency})
+    failure = ""
+    with PeakMemory() as memory:
+        async with Handbook(own) as hb:
+            answerer = await hb.answerer()
+            model = hb.chat()
+            started = time.perf_counter()
+            try:
+                await model.load()
+            except HandbookError as exc:
+                failure = str(exc)
+            load_seconds = model.load_seconds or (time.perf_counter() - started)
+            for n, question in enumerate(todo, start=1):
+                if progress is not None:
+                    progress(spec, n, len(todo))
+                row: dict[str, Any] = {
+                    "model": spec,
+                    "model_name": model.name,
+                    **{k: v for k, v in asdict(question).items() if k != "key_facts"},
+                    "key_facts": list(question.key_facts),
+                }
+                if failure:
+                    run.add({**row, "failed": failure})
+                    continue
+                passages: Sequence[Passage] = ()
+                first: float | None = None
+                pieces: list[str] = []
+                asked = time.perf_counter()
+                try:
+                    async for event in answerer.stream(question.question, mode=mode):
+                        if isinstance(event, Retrieved):
+                            passages = event.result.passages
+                        elif isinstance(event, Token):
+                            first = first or time.perf_counter()
+                            pieces.append(event.text)
+                        elif isinstance(event, Done):
+                            answer = event.answer
+                except HandbookError as exc:  # the model went away: the rest fails the same way
+                    failure = str(exc)
+                    run.add({**row, "failed": failure})
+                    continue
+                total = time.perf_counter() - asked
+                generated = answer.model_answer or "".join(pieces)
+                tokens = model.count_tokens(generated) if generated else 0
+                generating = total - (first - asked) if first else 0.0
+                row.update(
+                    {
+                        "answer": answer.answer,
+                        "model_answer": answer.model_answer,
+                        "found": answer.found,
+                        "citations": [
+                            {"n": c.n, "doc": Path(c.path).name, "page": c.page}
+                            for c in answer.citations
+                        ],
+                        "ttft_s": (first - asked) if first else None,
+                        "total_s": total,
+                        "tokens": tokens,
+                        "tokens_per_s": tokens / generating if generating > 0 else None,
+                        "load_s": load_seconds,
+                        "rss_mb": max(memory.peak, rss_mb()),
+                        "cuda_mb": cuda_peak_mb(),
+                        **score(question, answer, passages),
+                    }
+                )
+                run.add(row)
+            if chat.backend == "ollama" and not failure:
+                await _record_ollama(hb, run, spec, chat.model)
+
+
+async def _record_ollama(hb: Any, run: Run, spec: str, tag: str) -> None:
+    """Ollama's own memory figures for the model (`ps`), kept beside the results."""
+    from generation.ollama import OllamaModels
+
+    try:
+        async with OllamaModels(hb.settings.chat) as server:
+            loaded = await server.running()
+    except HandbookError:
+        return
+    for model in loaded:
+        if model.name.startswith(tag):
+            path = run.folder / "ollama.json"
+            data = json.loads(path.read_text()) if path.is_file() else {}
+            vram = model.size_vram / 2**20 if model.size_vram is not None else None
+            data[spec] = {"size_mb": model.size / 2**20, "vram_mb": vram}
+            path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+async def run_bench(
+    settings: Settings,
+    models: Sequence[str],
+    files: Sequence[Path],
+    folder: Path,
+    mode: RetrievalMode = "hybrid",
+    progress: Progress | None = None,
+) -> Run:
+    questions = load_questions(files)
+    for spec in models:
+        chat_settings(spec, settings.chat)  # every spec is checked before anything runs
+    run = Run(folder)
+    run.start(models, files, mode)
+    for spec in models:
+        await run_model(settings, spec, questions, run, mode, progress)
+    return run
