@@ -382,9 +382,8 @@ async def run_model(
                             pieces.append(event.text)
                         elif isinstance(event, Done):
                             answer = event.answer
-                except HandbookError as exc:  # the model went away: the rest fails the same way
-                    failure = str(exc)
-                    run.add({**row, "failed": failure})
+                except HandbookError as exc:  # recorded; the next question is tried
+                    run.add({**row, "failed": str(exc)})
                     continue
                 total = time.perf_counter() - asked
                 generated = answer.model_answer or "".join(pieces)

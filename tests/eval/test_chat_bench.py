@@ -4,6 +4,7 @@ fails (recorded, the run goes on), and a rendered report whose plots are real im
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import os
@@ -45,8 +46,7 @@ class Images(HTMLParser):
 
 def bench(home: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
-    env.update({"HANDBOOK_HOME": str(home), "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9",
-                "HANDBOOK_CHAT__TIMEOUT_S": "5"})  # fmt: skip
+    env.update({"HANDBOOK_HOME": str(home), "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9"})
     return subprocess.Popen(
         [sys.executable, "-m", "handbook", "bench", *args], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -107,10 +107,11 @@ def test_run_is_resumed_after_a_kill_records_failures_and_renders_a_report(
     csv_file = tmp_path / "ratings.csv"
     exported = bench(own_index, "ratings", "export", str(run), "--out", str(csv_file))
     assert exported.wait(timeout=120) == 0
-    lines = csv_file.read_text().splitlines()
-    assert len(lines) == 4 and lines[0] == "model,id,question,answer,rating"
-    filled = [lines[0]] + [line + "4" for line in lines[1:]]
-    csv_file.write_text("\n".join(filled) + "\n")
+    with csv_file.open(newline="") as source:
+        table = list(csv.reader(source))
+    assert len(table) == 4 and table[0] == ["model", "id", "question", "answer", "rating"]
+    with csv_file.open("w", newline="") as out:
+        csv.writer(out).writerows([table[0], *([*row[:4], "4"] for row in table[1:])])
     imported = bench(own_index, "ratings", "import", str(run), str(csv_file))
     assert imported.wait(timeout=120) == 0
     assert "| 4.0 |" in (run / "report.md").read_text()
