@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/generation_speed.py
 	$(BIN)/python bench/graph_extraction.py
 	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/finetune_speed.py
 
 clean:
 	rm -rf $(VENV) .handbook

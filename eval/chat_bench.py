@@ -398,6 +398,7 @@ async def run_model(
                             {"n": c.n, "doc": Path(c.path).name, "page": c.page}
                             for c in answer.citations
                         ],
+                        "sources": [p.chunk.text[:800] for p in passages],
                         "ttft_s": (first - asked) if first else None,
                         "total_s": total,
                         "tokens": tokens,
@@ -431,6 +432,115 @@ async def _record_ollama(hb: Any, run: Run, spec: str, tag: str) -> None:
             path.write_text(json.dumps(data, indent=2) + "\n")
 
 
+# --- the judge -------------------------------------------------------------------------------
+
+JUDGE_FAITHFUL = (
+    "You check answers from a technical assistant against its sources. Reply with one word: "
+    "YES if every claim of the answer is supported by the sources, NO otherwise."
+)
+JUDGE_PAIR = (
+    "You compare two answers to a question about technical manuals. The better answer is "
+    "correct, complete, supported by the sources and in the question's language. Reply with "
+    "one character: 1 or 2."
+)
+
+
+def _verdict(reply: str, choices: Sequence[str]) -> str | None:
+    """The first of `choices` the reply starts with (case aside), if any.
+
+    >>> _verdict(" Yes, all claims.", ["YES", "NO"]), _verdict("2", ["1", "2"])
+    ('YES', '2')
+    """
+    head = reply.strip().upper()
+    return next((c for c in choices if head.startswith(c)), None)
+
+
+async def run_judge(settings: Settings, spec: str, run: Run) -> int:
+    """Faithfulness of every answer, and every pair of models on every question in both
+    orders, by the judge model `spec`; appended to RUN/judge.jsonl (resumable). Returns how
+    many verdicts were asked for."""
+    from handbook.app import Handbook
+    from handbook.types import Message, Role
+
+    path = run.folder / "judge.jsonl"
+    done: set[tuple[str, ...]] = set()
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done.add(tuple(entry["key"]))
+    answered = [r for r in run.results() if "failed" not in r]
+    by_question: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in answered:
+        by_question.setdefault(row["id"], {})[row["model"]] = row
+    own = settings.model_copy(update={"chat": chat_settings(spec, settings.chat)})
+    asked = 0
+    async with Handbook(own) as hb:
+        judge = hb.chat()
+
+        async def ask(system: str, user: str) -> str:
+            messages = [Message(Role.SYSTEM, system), Message(Role.USER, user)]
+            return "".join([piece async for piece in judge.stream(messages)])
+
+        def record(entry: dict[str, Any]) -> None:
+            with path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+        for qid, rows in by_question.items():
+            for model, row in rows.items():
+                key = ("faithful", model, qid)
+                if key in done or not row["found"]:
+                    continue
+                sources = "\n\n".join(f"[{n}] {t}" for n, t in enumerate(row["sources"], 1))
+                reply = await ask(
+                    JUDGE_FAITHFUL, f"Sources:\n{sources}\n\nAnswer:\n{row['answer']}"
+                )
+                verdict = _verdict(reply, ["YES", "NO"])
+                record(
+                    {"key": list(key), "faithful": None if verdict is None else verdict == "YES"}
+                )
+                asked += 1
+            models = sorted(rows)
+            for i, a in enumerate(models):
+                for b in models[i + 1 :]:
+                    pair_key = ("pair", a, b, qid)
+                    if pair_key in done:
+                        continue
+                    votes = []
+                    for first, second in ((a, b), (b, a)):
+                        prompt = (
+                            f"Question: {rows[a]['question']}\n\n"
+                            f"Answer 1:\n{rows[first]['answer']}\n\n"
+                            f"Answer 2:\n{rows[second]['answer']}"
+                        )
+                        choice = _verdict(await ask(JUDGE_PAIR, prompt), ["1", "2"])
+                        votes.append(None if choice is None else first if choice == "1" else second)
+                        asked += 1
+                    winner = votes[0] if votes[0] is not None and votes[0] == votes[1] else "tie"
+                    record({"key": list(pair_key), "votes": votes, "winner": winner})
+    return asked
+
+
+def judgements(run: Run) -> tuple[dict[tuple[str, str], bool | None], list[dict[str, Any]]]:
+    """The judge's faithfulness verdicts by (model, question), and its pairwise comparisons."""
+    path = run.folder / "judge.jsonl"
+    faithful: dict[tuple[str, str], bool | None] = {}
+    pairs: list[dict[str, Any]] = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry["key"][0] == "faithful":
+                faithful[(entry["key"][1], entry["key"][2])] = entry["faithful"]
+            else:
+                pairs.append({"a": entry["key"][1], "b": entry["key"][2], **entry})
+    return faithful, pairs
+
+
 async def run_bench(
     settings: Settings,
     models: Sequence[str],
@@ -438,12 +548,15 @@ async def run_bench(
     folder: Path,
     mode: RetrievalMode = "hybrid",
     progress: Progress | None = None,
+    judge: str | None = None,
 ) -> Run:
     questions = load_questions(files)
-    for spec in models:
+    for spec in [*models, *([judge] if judge else [])]:
         chat_settings(spec, settings.chat)  # every spec is checked before anything runs
     run = Run(folder)
     run.start(models, files, mode)
     for spec in models:
         await run_model(settings, spec, questions, run, mode, progress)
+    if judge:
+        await run_judge(settings, judge, run)
     return run

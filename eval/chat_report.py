@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.chat_bench import Run
+from eval.chat_bench import Run, judgements
 from handbook.errors import ConfigError
 
 
@@ -33,7 +33,9 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 def summarize(
-    rows: Sequence[dict[str, Any]], ratings: dict[str, dict[str, int]]
+    rows: Sequence[dict[str, Any]],
+    ratings: dict[str, dict[str, int]],
+    judged: dict[tuple[str, str], bool | None] | None = None,
 ) -> list[dict[str, Any]]:
     """One dict of figures per model, in the order the models first appear."""
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -44,6 +46,7 @@ def summarize(
         answered = [r for r in group if "failed" not in r]
         failed = [r for r in group if "failed" in r]
         rated = list(ratings.get(model, {}).values())
+        verdicts = [v for (m, _), v in (judged or {}).items() if m == model]
         summary.append(
             {
                 "model": model,
@@ -65,6 +68,7 @@ def summarize(
                 "rss_mb": max((r["rss_mb"] for r in answered), default=None),
                 "cuda_mb": max((r["cuda_mb"] or 0 for r in answered), default=None) or None,
                 "rating": _mean([float(v) for v in rated]) if rated else None,
+                "judge_faithful": _mean(verdicts) if verdicts else None,
             }
         )
     return summary
@@ -178,6 +182,7 @@ COLUMNS = [
     ("refusal_correct", "refusals", "{:.0%}"),
     ("language_match", "language", "{:.0%}"),
     ("faithfulness", "faithful", "{:.0%}"),
+    ("judge_faithful", "faithful (judge)", "{:.0%}"),
     ("hit_at_k", "hit@k", "{:.0%}"),
     ("mrr", "MRR", "{:.2f}"),
     ("load_s", "load s", "{:.1f}"),
@@ -206,7 +211,8 @@ def render(run: Run) -> tuple[Path, Path]:
     if not rows:
         raise ConfigError(f"{run.folder} has no results yet; `handbook bench run` makes them.")
     meta = run.meta()
-    summary = summarize(rows, ratings_of(run))
+    judged, pairs = judgements(run)
+    summary = summarize(rows, ratings_of(run), judged)
     found = patterns(rows)
     images = plots(summary, rows)
     ollama_path = run.folder / "ollama.json"
@@ -240,6 +246,22 @@ def render(run: Run) -> tuple[Path, Path]:
         lines += ["", "## Ollama memory (`ps`)", ""]
         lines += [f"- {m}: {v['size_mb']:.0f} MB, VRAM {v['vram_mb'] or 0:.0f} MB"
                   for m, v in ollama.items()]  # fmt: skip
+    if pairs:
+        lines += [
+            "",
+            "## Pairwise (judge, both orders; a win needs both)",
+            "",
+            "| model A | model B | A wins | B wins | ties |",
+            "|---|---|---|---|---|",
+        ]
+        tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for pair in pairs:
+            counts = tally[(pair["a"], pair["b"])]
+            counts[
+                0 if pair["winner"] == pair["a"] else 1 if pair["winner"] == pair["b"] else 2
+            ] += 1
+        for (a, b), (wins_a, wins_b, ties) in tally.items():
+            lines.append(f"| {a} | {b} | {wins_a} | {wins_b} | {ties} |")
     lines += ["", "## Error patterns", "", "| group | all correct | mixed | all wrong |",
               "|---|---|---|---|"]  # fmt: skip
     for group, counts in sorted(found["counts"].items()):

