@@ -122,7 +122,12 @@ def _png(figure: Any) -> bytes:
 
 
 def plots(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from handbook.registry import missing_extra
+
+        raise missing_extra("matplotlib", "eval") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

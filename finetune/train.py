@@ -247,6 +247,7 @@ def train(
         "base_resolved": base,
         "base_fingerprint": fingerprint(model.config),
         "method": settings.method,
+        "quantization": placement.quantization,
         "settings": settings.model_dump(mode="json"),
         "versions": library_versions(),
         "git_revision": git_revision(),

@@ -207,3 +207,19 @@ def test_interrupted_training_keeps_its_checkpoint_and_resumes(tmp_path: Path) -
     assert result.steps == 4 and steps and min(steps) > 2, "continued after step 2"
     with pytest.raises(ConfigError, match="No checkpoint"):
         train(settings, fact_examples(), tmp_path / "fresh", models, resume=True)
+
+
+@pytest.mark.slow
+def test_qlora_trains_a_4bit_base_on_the_cpu(tmp_path: Path) -> None:
+    pytest.importorskip("bitsandbytes", reason="QLoRA needs the `gpu` extra (bitsandbytes)")
+    from finetune.train import train
+    from tests.generation.conftest import fact_examples
+
+    settings = FinetuneSettings(**{**FAST, "method": "qlora", "epochs": 2, "batch_size": 3})
+    result = train(settings, fact_examples(), tmp_path / "qlora", tmp_path / "models")
+    meta = json.loads((tmp_path / "qlora" / "handbook.json").read_text())
+    assert meta["method"] == "qlora" and meta["quantization"] == "4bit"
+    assert result.steps == 2 and 0 < result.train_loss < 10
+    # 4-bit weights are stored two per byte: the base holds about half the LoRA run's numbers.
+    assert result.parameters < 100_000_000 and result.trainable_parameters == 1_843_200
+    assert (tmp_path / "qlora" / "adapter_model.safetensors").is_file()
