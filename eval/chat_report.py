@@ -112,7 +112,7 @@ def by_group(rows: Sequence[dict[str, Any]], field: str) -> dict[str, dict[str, 
 # --- plots -----------------------------------------------------------------------------------
 
 
-def _png(figure: Any) -> bytes:
+def png_bytes(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -145,7 +145,7 @@ def plots(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> 
     axes.set_title("Quality vs speed")
     axes.set_ylim(-5, 105)
     axes.grid(alpha=0.3)
-    images["quality_vs_speed"] = _png(figure)
+    images["quality_vs_speed"] = png_bytes(figure)
 
     tasks = by_group(rows, "task")
     models = [e["model"] for e in summary]
@@ -159,7 +159,7 @@ def plots(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> 
     axes.set_ylim(0, 105)
     axes.set_title("Correct answers per task type")
     axes.legend(fontsize=8)
-    images["per_task"] = _png(figure)
+    images["per_task"] = png_bytes(figure)
 
     found = patterns(rows)
     questions = sorted(found["right"])
@@ -173,7 +173,7 @@ def plots(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> 
     axes.set_xticks(range(len(found["models"])), found["models"], rotation=20, fontsize=8)
     axes.set_yticks(range(len(questions)), questions, fontsize=7)
     axes.set_title("Error patterns (green: correct)")
-    images["error_patterns"] = _png(figure)
+    images["error_patterns"] = png_bytes(figure)
     return images
 
 
@@ -285,11 +285,11 @@ def render(run: Run) -> tuple[Path, Path]:
     md_path.write_text(markdown, encoding="utf-8")
 
     html_path = run.folder / "report.html"
-    html_path.write_text(_html(markdown, images), encoding="utf-8")
+    html_path.write_text(markdown_html(markdown, images), encoding="utf-8")
     return md_path, html_path
 
 
-def _html(markdown: str, images: dict[str, bytes]) -> str:
+def markdown_html(markdown: str, images: dict[str, bytes]) -> str:
     """A minimal Markdown-to-HTML for this report's headings, tables, lists and images."""
     body: list[str] = []
     table: list[list[str]] = []

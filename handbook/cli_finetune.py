@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 DIR = click.Path(file_okay=False, path_type=Path)
 
 
-def finetune_settings(settings: Settings, config: Path | None) -> FinetuneSettings:
-    """The `finetune` section, overridden by a YAML file of finetune keys (`--config`)."""
+def finetune_settings(
+    settings: Settings, config: Path | None, per_base: dict[str, Any] | None = None
+) -> FinetuneSettings:
+    """The `finetune` section, overridden by a YAML file of finetune keys (`--config`). Its
+    `bases` mapping (settings per base, for `compare`) goes into `per_base`."""
     from pydantic import ValidationError
 
     from handbook.config import FinetuneSettings
@@ -35,7 +38,12 @@ def finetune_settings(settings: Settings, config: Path | None) -> FinetuneSettin
         raise ConfigError(f"Cannot read {config}: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"{config} must hold finetune settings (base_model: ..., epochs: ...).")
-    values = values.get("finetune", values)
+    values = dict(values.get("finetune", values))
+    bases = values.pop("bases", {})
+    if per_base is not None:
+        if not isinstance(bases, dict):
+            raise ConfigError(f"`bases` in {config} must map a base to its settings.")
+        per_base.update(bases)
     try:
         return FinetuneSettings.model_validate({**settings.finetune.model_dump(), **values})
     except ValidationError as exc:
@@ -343,3 +351,72 @@ def evaluate(
         eval_table(report.by_task(), ft.base_model, tuned.name)
         if problems:
             click.echo(f"{len(problems)} bad lines in test.jsonl were skipped.", err=True)
+
+
+@finetune.command("compare")
+@click.option(
+    "--bases", "bases", multiple=True, help="BASE or BASE@METHOD (lora, qlora, full); repeat."
+)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Dataset folder (train/val/test.jsonl).",
+)
+@config_option
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder; an existing one is resumed (default: eval/compare/<time>).",
+)
+@click.option(
+    "--questions",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Also ask this question set through the full RAG path (repeatable).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Only render the report of this run folder.",
+)
+@click.pass_context
+def compare_command(
+    ctx: click.Context,
+    bases: tuple[str, ...],
+    data: Path | None,
+    config_file: Path | None,
+    run_dir: Path | None,
+    questions: tuple[Path, ...],
+    report_dir: Path | None,
+) -> None:
+    """Fine-tune several bases on the same data and compare them (resumable)."""
+    import time
+
+    from finetune.compare import compare
+    from finetune.compare_report import render
+    from handbook.errors import ConfigError
+
+    with user_errors(ctx):
+        if report_dir is None:
+            specs = [spec for entry in bases for spec in entry.split()]
+            if not specs or data is None:
+                raise ConfigError("Give --bases (two or more) and --data, or --report RUN.")
+            settings = ctx.obj.settings
+            folder = run_dir or Path("eval/compare") / time.strftime("%Y%m%d-%H%M%S")
+            per_base: dict[str, Any] = {}
+            compare(
+                settings,
+                finetune_settings(settings, config_file, per_base),
+                specs,
+                data,
+                folder,
+                list(questions),
+                progress=lambda message: click.echo(message, err=True),
+                per_base=per_base,
+            )
+            report_dir = folder
+        markdown, page = render(report_dir)
+    click.echo(markdown.read_text(encoding="utf-8"))
+    click.echo(f"HTML: {page}")
