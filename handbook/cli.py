@@ -8,65 +8,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from handbook.cli_common import MODES, State, T, run, user_errors
 
 if TYPE_CHECKING:
     from handbook.app import Handbook
     from handbook.config import Settings
     from handbook.types import Answer, SearchFilter
-
-T = TypeVar("T")
-MODES = click.Choice(["hybrid", "naive", "sparse", "local", "global", "mix"])
-
-
-class State:
-    def __init__(self, config: Path | None, debug: bool) -> None:
-        self.config = config
-        self.debug = debug
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            from handbook.config import load_settings
-
-            self._settings = load_settings(self.config)
-        return self._settings
-
-
-@contextmanager
-def user_errors(ctx: click.Context) -> Iterator[None]:
-    """Our errors as one red line and exit 1 (`--debug` shows the traceback instead)."""
-    from handbook.errors import HandbookError
-
-    try:
-        yield
-    except HandbookError as exc:
-        if ctx.obj.debug:
-            raise
-        click.secho(f"Error: {exc}", fg="red", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.secho("Interrupted. Run the same command again to resume.", fg="yellow", err=True)
-        sys.exit(130)
-
-
-def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:
-    """Build the container and run one async job in it."""
-    import asyncio
-
-    with user_errors(ctx):
-        from handbook.app import Handbook
-
-        async def main() -> T:
-            async with Handbook(ctx.obj.settings) as hb:
-                return await work(hb)
-
-        return asyncio.run(main())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

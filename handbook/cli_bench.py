@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from handbook.cli import MODES, user_errors
+from handbook.cli_common import MODES, user_errors
 
 EXISTING = click.Path(exists=True, path_type=Path)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from handbook.cli import run, user_errors
+from handbook.cli_common import run, user_errors
 
 if TYPE_CHECKING:
     from handbook.app import Handbook
