@@ -169,7 +169,12 @@ def compare(
             own = FinetuneSettings.model_validate(
                 {**finetune.model_dump(), **overrides, "base_model": base, "method": method}
             )
-            result = train(own, splits["train"], output, settings.models_path, splits["val"])
+            from eval.chat_bench import PeakMemory
+
+            # Sampled while this base trains: the process's own peak (ru_maxrss) would carry
+            # the bases trained before it.
+            with PeakMemory() as memory:
+                result = train(own, splits["train"], output, settings.models_path, splits["val"])
             meta = json.loads((output / "handbook.json").read_text())
             progress(f"{spec}: evaluating on {len(splits['test'])} test examples")
             report = evaluate(own, output, splits["test"], settings.models_path)
@@ -183,7 +188,7 @@ def compare(
                 "trainable_parameters": result.trainable_parameters,
                 "train_seconds": result.seconds,
                 "train_tokens_per_s": result.tokens_per_second,
-                "peak_rss_mb": result.peak_rss_mb,
+                "peak_rss_mb": memory.peak,
                 "peak_vram_mb": result.peak_vram_mb,
                 "train_loss": result.train_loss,
                 "val_loss": result.eval_loss,
