@@ -35,8 +35,7 @@ class SearchRequest(Filters):
     query: str = Field(min_length=1, max_length=4000)
 
 
-class Citation(BaseModel):
-    n: int
+class SearchHit(BaseModel):
     doc: str
     title: str
     path: str
@@ -44,6 +43,10 @@ class Citation(BaseModel):
     section: str
     score: float
     text: str
+
+
+class Citation(SearchHit):
+    n: int
 
 
 class AnswerOut(BaseModel):
@@ -58,16 +61,6 @@ class AnswerOut(BaseModel):
     model_answer: str
     citations: list[Citation]
     session: str | None = None
-
-
-class SearchHit(BaseModel):
-    doc: str
-    title: str
-    path: str
-    page: int | None
-    section: str
-    score: float
-    text: str
 
 
 class Fact(BaseModel):

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.retrieval import is_hit
 from handbook.config import ChatSettings, Settings
 from handbook.errors import ConfigError, HandbookError
 from handbook.language import detect_language
@@ -159,17 +160,6 @@ def key_fact_recall(answer: str, facts: Sequence[str]) -> float:
         return 0.0
     text = normal(answer)
     return sum(normal(fact) in text for fact in facts) / len(facts)
-
-
-def is_hit(question: BenchQuestion, passage: Passage) -> bool:
-    chunk = passage.chunk
-    if question.doc is None or Path(chunk.path).name != question.doc:
-        return False
-    if question.page is not None:
-        return chunk.page == question.page
-    if question.section:
-        return question.section in chunk.heading_path
-    return True
 
 
 def faithfulness(answer: str, passages: Sequence[Passage]) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from handbook.errors import HandbookError
 from handbook.types import Passage, RetrievalMode
@@ -55,7 +55,18 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def is_hit(question: Question, passage: Passage) -> bool:
+class Located(Protocol):
+    """Where a question's answer stands: document, and page or section."""
+
+    @property
+    def doc(self) -> str | None: ...
+    @property
+    def page(self) -> int | None: ...
+    @property
+    def section(self) -> str | None: ...
+
+
+def is_hit(question: Located, passage: Passage) -> bool:
     chunk = passage.chunk
     if question.doc is None or Path(chunk.path).name != question.doc:
         return False

@@ -131,11 +131,8 @@ def train(
         model, tokenizer = load_causal_lm(base, placement)
     except (MemoryError, torch.OutOfMemoryError) as exc:
         raise _too_big(settings, exc) from exc
-    too_long = [
-        n
-        for n, example in enumerate(train_set, start=1)
-        if token_count(tokenizer, example["messages"]) > settings.max_seq_length
-    ]
+    lengths = [token_count(tokenizer, example["messages"]) for example in train_set]
+    too_long = [n for n, length in enumerate(lengths, start=1) if length > settings.max_seq_length]
     if too_long:
         shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
         raise ConfigError(
@@ -228,7 +225,7 @@ def train(
     output.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output))
     tokenizer.save_pretrained(str(output))
-    tokens = sum(token_count(tokenizer, e["messages"]) for e in train_set) * settings.epochs
+    tokens = sum(lengths) * settings.epochs
     trainable, total = _parameters(trainer.model)
     result = TrainResult(
         output=output,
