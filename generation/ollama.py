@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from handbook.config import ChatSettings
+from handbook.config import ChatSettings, ExtractionSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.packaged import llama3_tokenizer_file
 from handbook.registry import missing_extra
@@ -57,7 +57,7 @@ class OllamaChat:
                 piece = part.message.content
                 if piece:
                     yield piece
-        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError, ValueError) as exc:
             raise translate(exc, self._settings) from exc
 
     async def load(self) -> None:
@@ -70,7 +70,7 @@ class OllamaChat:
             response = await self._client.generate(
                 model=self._settings.model, prompt="", keep_alive=self._settings.keep_alive
             )
-        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError, ValueError) as exc:
             raise translate(exc, self._settings) from exc
         if response.load_duration is not None:
             self.load_seconds = response.load_duration / 1e9
@@ -107,20 +107,32 @@ def translate(exc: BaseException, settings: ChatSettings) -> BackendUnavailable:
     import ollama
 
     host, model = settings.host, settings.model
+    section = "extraction" if isinstance(settings, ExtractionSettings) else "chat"
     if isinstance(exc, ollama.ResponseError) and exc.status_code == 404:
         return BackendUnavailable(
             f"Ollama at {host} does not have the model {model!r}. Run: ollama pull {model}"
         )
     if isinstance(exc, ollama.ResponseError):
         return BackendUnavailable(f"Ollama at {host} answered {exc.status_code}: {exc.error}")
+    if isinstance(exc, ValueError):  # not JSON, or not the shape of Ollama's replies
+        return BackendUnavailable(
+            f"The server at {host} answered something that is not Ollama's API ({exc}). Check "
+            f"that {section}.host points at Ollama and not at a proxy or another service."
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return BackendUnavailable(
+            f"Ollama at {host} closed the connection without an answer; it may have crashed "
+            "or run out of memory (see the log of `ollama serve`). Run the command again."
+        )
     if isinstance(exc, httpx.TimeoutException):
         return BackendUnavailable(
             f"Ollama at {host} did not answer within {settings.timeout_s:g} s "
-            "(chat.timeout_s). The model may still be loading; try again or raise the timeout."
+            f"({section}.timeout_s). The model may still be loading; try again or raise the "
+            "timeout."
         )
     return BackendUnavailable(
         f"Ollama is not reachable at {host} ({type(exc).__name__}). Start it with "
-        "`ollama serve`, or set chat.host to where it runs."
+        f"`ollama serve`, or set {section}.host to where it runs."
     )
 
 
@@ -153,7 +165,7 @@ class OllamaModels:
 
         try:
             return await coroutine
-        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError, ValueError) as exc:
             raise translate(exc, self._settings) from exc
 
     async def available(self) -> list[ServedModel]:
@@ -180,6 +192,6 @@ class OllamaModels:
         try:
             async for part in await self._client.pull(model, stream=True):
                 yield str(part.status or ""), int(part.completed or 0), int(part.total or 0)
-        except (ConnectionError, httpx.TransportError, ollama.ResponseError) as exc:
+        except (ConnectionError, httpx.TransportError, ollama.ResponseError, ValueError) as exc:
             settings = self._settings.model_copy(update={"model": model})
             raise translate(exc, settings) from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +50,18 @@ def user_errors(ctx: click.Context) -> Iterator[None]:
     except KeyboardInterrupt:
         click.secho("Interrupted. Run the same command again to resume.", fg="yellow", err=True)
         sys.exit(130)
+    except (OSError, sqlite3.OperationalError) as exc:
+        full = getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in str(exc)
+        if not full or ctx.obj.debug:
+            raise
+        where = getattr(exc, "filename", None) or ctx.obj.settings.home
+        click.secho(
+            f"Error: the disk is full (writing {where}). Free some space and run the same "
+            "command again: it resumes where this run stopped.",
+            fg="red",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:

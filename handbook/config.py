@@ -64,6 +64,12 @@ class StoreSettings(Section):
     write_consistency_factor: int | None = Field(
         None, ge=1, description="Server: replicas that must confirm a write."
     )
+    min_free_mb: float = Field(
+        256.0,
+        ge=0,
+        description="qdrant-edge: refuse to open or write the index with less free disk space "
+        "than this (Qdrant maps its files into memory; a full disk would crash it).",
+    )
 
     @model_validator(mode="after")
     def _url_for_server(self) -> StoreSettings:

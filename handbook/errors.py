@@ -21,5 +21,9 @@ class StoreLocked(BackendUnavailable):
     """Another Handbook process holds the embedded store."""
 
 
+class DiskFull(BackendUnavailable):
+    """Too little free space to write safely."""
+
+
 class LoaderError(HandbookError):
     """One file could not be read. Reported per file; other files are still indexed."""

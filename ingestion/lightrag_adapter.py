@@ -342,6 +342,10 @@ def _qdrant_vector_storage() -> type[Any]:
 REPLIES = "replies.sqlite"
 
 
+def _no_errors(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
 def reset_graph(folder: Path) -> None:
     """Delete the graph's storages and yields; keep the extraction replies (a rebuild then
     makes no LLM call). Its vectors go with the store's collections."""
@@ -392,6 +396,7 @@ class LightRagGraph:
         self._cache = ReplyCache(folder / REPLIES)
         self._rag: Any = None
         self._chunks: list[Chunk] = []
+        self._failure: BackendUnavailable | None = None
         self.calls = Calls()
 
     async def __aenter__(self) -> LightRagGraph:
@@ -408,6 +413,9 @@ class LightRagGraph:
         self._folder.mkdir(parents=True, exist_ok=True)
         for name in ("lightrag", "nano-vectordb"):  # their INFO lines would bury our output
             logging.getLogger(name).setLevel(logging.WARNING)
+        # A failed extraction is reported by `add` with our own message; LightRAG's ERROR
+        # lines would repeat it, wrapped in task ids and followed by tracebacks.
+        logging.getLogger("lightrag").addFilter(_no_errors)
         # LightRAG deep-copies its configuration on every call; a bound method would drag this
         # object (SQLite connection, locks) along. Plain functions are copied by reference.
         graph = self
@@ -508,7 +516,11 @@ class LightRagGraph:
             # Llama 3 tokens for every model, so that pipelines and models compare.
             self.calls.prompt_tokens += sum(len(self._tokens.encode(m.content)) for m in messages)
             self._on_call()
-            reply = "".join([piece async for piece in self._model.stream(messages)])
+            try:
+                reply = "".join([piece async for piece in self._model.stream(messages)])
+            except BackendUnavailable as exc:
+                self._failure = exc  # LightRAG reports it wrapped in its own prefixes
+                raise
             self._cache.put(key, self._model.name, reply)
         else:
             self.calls.cached += 1
@@ -523,12 +535,13 @@ class LightRagGraph:
         if status is not None:  # changed, failed or interrupted before: start it clean
             await rag.adelete_by_doc_id(doc_id)
         self._chunks = list(chunks)
+        self._failure = None
         rag.addon_params["language"] = LANGUAGES.get(language, "English")
         text = "\n\n".join(chunk.text for chunk in chunks)
         await rag.ainsert(text, ids=[doc_id], file_paths=[path])
         status = await rag.doc_status.get_by_id(doc_id)
         if status is None or str(status.get("status")) not in ("processed", "DocStatus.PROCESSED"):
-            reason = (status or {}).get("error_msg") or "extraction did not finish"
+            reason = self._failure or (status or {}).get("error_msg") or "it did not finish"
             raise BackendUnavailable(f"Graph extraction of {path} failed: {reason}")
         found = await self._yield_of(doc_id, chunks)
         self._cache.set_yield(doc_id, self._model.name, found)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handbook.config import StoreSettings
-from handbook.errors import BackendUnavailable, ConfigError
+from handbook.errors import BackendUnavailable, ConfigError, DiskFull
 from handbook.registry import missing_extra
 from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.base import (
@@ -40,6 +40,7 @@ class QdrantEdgeStore(BlockingStore):
     def __init__(self, settings: StoreSettings, path: Path) -> None:
         super().__init__("qdrant-edge")
         self._path = path / settings.collection
+        self._min_free_mb = settings.min_free_mb
         self.name = f"qdrant-edge:{self._path}"
         self._shard: Any = None
         self._shards: dict[str, Any] = {}  # the dense collections beside the chunks'
@@ -49,6 +50,7 @@ class QdrantEdgeStore(BlockingStore):
             import qdrant_edge as qe
         except ImportError:
             raise missing_extra("qdrant-edge-py", "edge") from None
+        self._ensure_space()
         try:
             if (self._path / CONFIG_FILE).is_file():
                 self._shard = qe.EdgeShard.load(str(self._path))
@@ -73,6 +75,22 @@ class QdrantEdgeStore(BlockingStore):
                 "index again."
             ) from exc
 
+    def _ensure_space(self) -> None:
+        """Refuse before Qdrant writes: it maps its write-ahead log into memory (32 MB files,
+        created on open), and a write to a mapped page the full disk cannot back kills the
+        process with SIGBUS, without a message."""
+        import shutil
+
+        folder = next(p for p in (self._path, *self._path.parents) if p.exists())
+        free_mb = shutil.disk_usage(folder).free / 2**20
+        if free_mb < self._min_free_mb:
+            raise DiskFull(
+                f"Only {free_mb:.0f} MB are free on the disk that holds {self._path}; the "
+                f"index needs {self._min_free_mb:g} MB free to be written safely "
+                "(store.min_free_mb). Free some space and run the command again: nothing "
+                "was changed, and an interrupted `handbook index` resumes where it stopped."
+            )
+
     def _check_dim(self, dim: int) -> None:
         import json
 
@@ -86,12 +104,23 @@ class QdrantEdgeStore(BlockingStore):
             )
 
     def _sync_close(self) -> None:
+        failed: Exception | None = None
         for shard in [self._shard, *self._shards.values()]:
             if shard is not None:
-                shard.flush()
+                try:
+                    shard.flush()
+                except Exception as exc:  # the write-ahead log still has every write
+                    failed = failed or exc
                 shard.close()
         self._shard = None
         self._shards = {}
+        if failed is not None and "os error 28" in str(failed):  # ENOSPC, in Rust's words
+            raise DiskFull(
+                f"The disk that holds {self._path} is full. Free some space and run the "
+                "command again: what was written is kept, and `handbook index` resumes."
+            ) from failed
+        if failed is not None:
+            raise failed
 
     def _sync_upsert(
         self,
@@ -101,6 +130,7 @@ class QdrantEdgeStore(BlockingStore):
     ) -> None:
         import qdrant_edge as qe
 
+        self._ensure_space()
         for start in range(0, len(chunks), BATCH):
             points = [
                 qe.Point(
@@ -198,6 +228,7 @@ class QdrantEdgeStore(BlockingStore):
 
         if name in self._shards:
             return
+        self._ensure_space()
         path = self._collection_path(name)
         if (path / CONFIG_FILE).is_file():
             self._shards[name] = qe.EdgeShard.load(str(path))
@@ -213,6 +244,7 @@ class QdrantEdgeStore(BlockingStore):
     def _sync_c_upsert(self, name: str, points: list[tuple[str, Any, dict[str, Any]]]) -> None:
         import qdrant_edge as qe
 
+        self._ensure_space()
         for start in range(0, len(points), BATCH):
             batch = [
                 qe.Point(id=pid, vector={DENSE: list(map(float, vector))}, payload=payload)

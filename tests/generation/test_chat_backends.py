@@ -83,6 +83,20 @@ def test_ollama_timeout_is_actionable() -> None:
         collect(ChatSettings(backend="ollama", model=MODEL, host=url, timeout_s=1))
 
 
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("garbage", "not Ollama's API"),
+        ("drop", "closed the connection without an answer"),
+        ("error", "answered 500: llama runner process has terminated"),
+    ],
+)
+def test_ollama_broken_answers_are_actionable(fault: str, message: str) -> None:
+    with serve() as (url, fake), pytest.raises(BackendUnavailable, match=message):
+        fake.fault = fault
+        collect(ChatSettings(backend="ollama", model=MODEL, host=url))
+
+
 def _ollama_host() -> str | None:
     host = os.environ.get("OLLAMA_HOST")
     if not host:

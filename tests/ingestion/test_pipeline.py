@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +12,7 @@ from handbook.app import Handbook
 from handbook.config import Settings
 from handbook.errors import StoreLocked
 from ingestion.pipeline import IndexReport, Status
-from tests.conftest import SAMPLES, make_settings
+from tests.conftest import make_settings
 
 
 def index(settings: Settings, path: Path) -> IndexReport:
@@ -145,40 +140,3 @@ def test_second_process_gets_a_clear_lock_message(settings: Settings) -> None:
                     pass
 
     asyncio.run(work())
-
-
-@pytest.mark.slow
-def test_killed_index_resumes_to_the_state_of_a_clean_run(tmp_path: Path) -> None:
-    clean = make_settings(tmp_path / "clean")
-    index(clean, SAMPLES)
-    expected = state(clean)
-
-    home = tmp_path / "crashy"
-    env = {**os.environ, "HANDBOOK_HOME": str(home)}
-    for _trial in range(2):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "handbook", "index", str(SAMPLES), "--json"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _stages(home):
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    resumed = make_settings(home)
-    report = index(resumed, SAMPLES)
-    assert report.count(Status.UNCHANGED) >= 1, "documents finished before the kill are skipped"
-    assert state(resumed) == expected
-
-
-def _stages(home: Path) -> int:
-    path = home / "registry.sqlite"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(path, timeout=0.1) as db:
-            return int(db.execute("SELECT count(*) FROM stages").fetchone()[0])
-    except sqlite3.Error:
-        return 0
