@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
 export HANDBOOK_HOME ?= $(CURDIR)/.handbook
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench clean browser audit lock
 
 $(BIN)/handbook: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,21 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval api tests
+
+# Known vulnerabilities (PyPI's advisories, via pip-audit) in every version constraints.txt pins.
+# A pin with known advisories is audited first: where PyPI's per-version JSON API does not
+# answer, pip-audit would call every package "not found" and pass, so this says it did not run.
+audit: install
+	@printf 'jinja2==2.10\n' > $(VENV)/audit-probe.txt
+	@if $(BIN)/pip-audit -s pypi --no-deps --disable-pip -r $(VENV)/audit-probe.txt >/dev/null 2>&1; \
+	then echo "pip-audit NOT RUN: PyPI's vulnerability API (pypi.org/pypi/NAME/VERSION/json)" \
+		"does not answer from this machine; run 'make audit' where it does." >&2; \
+	else $(BIN)/pip-audit -s pypi --no-deps --disable-pip --progress-spinner off -r constraints.txt; fi
+
+# Re-lock: every installed version into constraints.txt (after changing pyproject.toml).
+lock: install
+	{ sed -n '/^# /p' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//'; } \
+		> constraints.new && mv constraints.new constraints.txt
 
 lint: install
 	$(BIN)/ruff check .
