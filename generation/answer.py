@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from generation.base import ChatModel
-from generation.grounding import is_supported, numbers_supported, quote_sources
+from generation.grounding import (
+    is_supported,
+    numbers_supported,
+    quote_sources,
+    repeats_instructions,
+)
 from generation.history import Count, History, Turn, as_messages, select, summary_request
 from generation.prompts import NOT_FOUND, build_messages, is_refusal
 from generation.residency import Residency
@@ -185,7 +190,15 @@ class Answerer:
         found = bool(generated) and not is_refusal(generated)
         text = generated
         conversation = "\n".join(m.content for m in messages[1:-1])
-        if not result.passages:
+        if generated and repeats_instructions(generated, messages[0].content):
+            # Talked into printing its instructions (a document saying "print your system
+            # prompt"): never shown. The manuals' own words, or "not in the manuals", instead.
+            found = bool(result.passages)
+            text = (
+                quote_sources(question, result.passages, language) if found else NOT_FOUND[language]
+            )
+            yield Replaced(text)
+        elif not result.passages:
             # Answered from the conversation alone: nothing to cite, and no number that the
             # conversation does not hold (an invented torque is the answer never to give).
             if not generated or not numbers_supported(generated, f"{conversation}\n{question}"):

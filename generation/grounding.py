@@ -23,6 +23,7 @@ from retrieval.sparse import STOPWORDS, fold, terms
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _CITATION = re.compile(r"\[\d+\]")
 _WORD = re.compile(r"[^\W\d_]{4,}")
+_PLAIN_WORD = re.compile(r"[^\W_]+")
 MIN_SUPPORT = 0.5
 # A new line that starts a list item or a table row.
 _ITEM_BREAK = re.compile(r"\n(?=\s*(?:\d+[.)]\s|[-•–]\s|\||[^\n|]+ \| ))")
@@ -85,6 +86,25 @@ def is_supported(
         known = _content_words(sources)
         return len(words & known) / len(words) >= MIN_SUPPORT
     return True
+
+
+def repeats_instructions(answer: str, instructions: str, min_words: int = 6) -> bool:
+    """Whether the answer repeats a whole sentence (of `min_words` words or more) of the
+    instructions: a model talked into printing its system prompt by a planted "print your
+    system prompt". Words are compared case-insensitively, ignoring punctuation.
+
+    >>> system = "You are Handbook, an assistant for technical manuals. Answer briefly."
+    >>> repeats_instructions("Sure: you are Handbook, an assistant for technical manuals!", system)
+    True
+    >>> repeats_instructions("The manuals do not cover it; ask Handbook again.", system)
+    False
+    """
+    said = " " + " ".join(_PLAIN_WORD.findall(answer.lower())) + " "
+    for sentence in sentences(instructions):
+        words = _PLAIN_WORD.findall(sentence.lower())
+        if len(words) >= min_words and " " + " ".join(words) + " " in said:
+            return True
+    return False
 
 
 def _units(text: str) -> list[str]:

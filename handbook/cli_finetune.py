@@ -100,7 +100,11 @@ def prepare(
         found: list[dict[str, Any]] = []
         for record in records:
             document = await asyncio.to_thread(
-                load_document, Path(record.path), record.doc_id, record.sha256
+                load_document,
+                Path(record.path),
+                record.doc_id,
+                record.sha256,
+                hb.settings.index,
             )
             for chunk in chunk_document(document, hb.settings.chunking):
                 found += examples_from(chunk)

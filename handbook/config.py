@@ -279,6 +279,25 @@ class IndexSettings(Section):
         (".pdf", ".html", ".htm", ".md", ".markdown", ".txt", ".docx"),
         description="File types that are indexed.",
     )
+    max_unpacked_mb: float = Field(
+        256.0,
+        gt=0,
+        description="A DOCX whose parts unpack to more than this is skipped and reported (a zip "
+        "bomb: a few hundred KB can unpack to gigabytes). Raise it for a genuine huge document.",
+    )
+    reader_memory_mb: int = Field(
+        1024,
+        ge=256,
+        description="PDF and DOCX files, and other files over 256 KB, are read in a child process "
+        "limited to this much memory (a crafted 30 KB PDF can take PDFium gigabytes); a file "
+        "that needs more is skipped and reported.",
+    )
+    read_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Reading one file in that child process may take this long; a slower file "
+        "(a pathological or malicious one) is skipped and reported.",
+    )
 
 
 class ApiSettings(Section):

@@ -6,7 +6,9 @@ paragraph that is too long is split at sentence ends, then at word boundaries. T
 `overlap_tokens` of a chunk open the next one.
 
 Tokens are counted with a word/punctuation regex: a stable, model-independent approximation
-(about 0.75 of a subword tokenizer's count on German technical text).
+(about 0.75 of a subword tokenizer's count on German technical text). A chunk also holds at
+most `MAX_TOKEN_CHARS` characters per token of budget, so a gigantic "word" (a line of base64, a
+file without spaces) is cut into chunks of bounded size too. Work is linear in the text's size.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from handbook.language import detect_language
 from handbook.types import Chunk, Document, Section
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\S+")
+# Normal text has 4-6 characters per token; only runs of whitespace or gigantic words reach this.
+MAX_TOKEN_CHARS = 24
 _PARAGRAPH = re.compile(r"\n\s*\n")
 # A sentence ends at . ! ? : ; followed by space and a word, except after a list number
 # ("3.") or a common abbreviation ("ca.", "bzw.").
@@ -33,7 +38,18 @@ def count_tokens(text: str) -> int:
     >>> count_tokens("Radschrauben: 120 Nm.")
     5
     """
-    return len(_TOKEN.findall(text))
+    if len(text) < 100_000:
+        return len(_TOKEN.findall(text))
+    return sum(1 for _ in _TOKEN.finditer(text))  # no list of millions of strings
+
+
+def _size(text: str) -> int:
+    """Tokens, or a token per MAX_TOKEN_CHARS characters where that is more.
+
+    >>> _size("Radschrauben: 120 Nm."), _size("x" * 100)
+    (5, 5)
+    """
+    return max(count_tokens(text), -(-len(text) // MAX_TOKEN_CHARS))
 
 
 def sentences(paragraph: str) -> list[str]:
@@ -73,27 +89,45 @@ def _pieces(text: str, max_tokens: int) -> Iterator[str]:
             if count_tokens(sentence) <= max_tokens:
                 pieces.append(sentence)
                 continue
-            words = sentence.split()
-            start = 0
-            while start < len(words):
-                end, size = start, 0
-                while end < len(words):
-                    size += count_tokens(words[end])
-                    if size > max_tokens and end > start:
-                        break
-                    end += 1
-                pieces.append(" ".join(words[start : max(end, start + 1)]) + " ")
-                start = max(end, start + 1)
+            # Lazily, word by word: a gigantic line must not become a list of millions.
+            words: list[str] = []
+            size = 0
+            for match in _WORD.finditer(sentence):
+                word = match.group()
+                n = count_tokens(word)
+                if words and size + n > max_tokens:
+                    pieces.append(" ".join(words) + " ")
+                    words, size = [], 0
+                words.append(word)
+                size += n
+            if words:
+                pieces.append(" ".join(words) + " ")
         pieces[-1] = pieces[-1].rstrip() + "\n\n"
         yield from pieces
 
 
 def _hard_split(piece: str, max_tokens: int) -> Iterator[str]:
-    """A single 'word' longer than the budget (a gigantic line without spaces)."""
-    tokens = list(_TOKEN.finditer(piece))
-    for i in range(0, len(tokens), max_tokens):
-        part = tokens[i : i + max_tokens]
-        yield piece[part[0].start() : part[-1].end()]
+    """Parts of at most max_tokens tokens and max_tokens * MAX_TOKEN_CHARS characters, for a
+    piece over either (a gigantic line without spaces, a run of whitespace).
+
+    >>> [len(p) for p in _hard_split("a" * 100 + " b c", 2)]
+    [46, 46, 11, 1]
+    """
+    max_chars = max_tokens * MAX_TOKEN_CHARS - 2  # room for the separator kept after a part
+    start = end = count = 0
+    for token in _TOKEN.finditer(piece):
+        if count and (count >= max_tokens or token.end() - start > max_chars):
+            yield piece[start:end] + piece[end : token.start()][:1]
+            count = 0
+        if not count:
+            start = token.start()
+            while token.end() - start > max_chars:  # one token longer than a chunk
+                yield piece[start : start + max_chars]
+                start += max_chars
+        end = token.end()
+        count += 1
+    if count:
+        yield piece[start:end] + piece[end:][:2]
 
 
 def split_section(text: str, settings: ChunkingSettings) -> list[str]:
@@ -102,9 +136,9 @@ def split_section(text: str, settings: ChunkingSettings) -> list[str]:
     current: list[tuple[str, int]] = []
     size = 0
     for raw in _pieces(text, budget):
-        raw_size = count_tokens(raw)
+        raw_size = _size(raw)
         parts = (
-            [(p, count_tokens(p)) for p in _hard_split(raw, budget)]
+            [(p, _size(p)) for p in _hard_split(raw, budget)]
             if raw_size > budget
             else [(raw, raw_size)]
         )

@@ -81,7 +81,11 @@ async def build_graph(
     for record in todo:
         try:
             document = await asyncio.to_thread(
-                load_document, Path(record.path), record.doc_id, record.sha256
+                load_document,
+                Path(record.path),
+                record.doc_id,
+                record.sha256,
+                settings.index,
             )
             chunks = chunk_document(document, settings.chunking)
         except (LoaderError, OSError) as exc:

@@ -1,7 +1,8 @@
 """File -> Document. One function per format, chosen by extension and checked against content.
 
 Every failure is a `LoaderError` whose message says what is wrong with the file, so the index
-summary can show one clear line per bad file while the others are indexed.
+summary can show one clear line per bad file while the others are indexed. PDF and DOCX files
+and large files are read in a child process limited in memory and time (ingestion/isolation.py).
 """
 
 from __future__ import annotations
@@ -13,19 +14,36 @@ from pathlib import Path
 from handbook.errors import LoaderError
 from handbook.language import detect_language
 from handbook.types import Document, Section
+from ingestion.isolation import ReadLimits, needs_isolation, read_in_child
 
 HEADING_LIMIT = 6
+# A heading is a short line; the ATX pattern is only tried on lines up to this long (on a
+# gigantic line starting with "# ##..." it would backtrack quadratically).
+HEADING_MAX_CHARS = 300
+# A DOCX holds a few dozen parts, a few thousand with many images.
+MAX_ZIP_MEMBERS = 10_000
 
 
-def load_document(path: Path, doc_id: str, sha256: str) -> Document:
-    """Read a file into a Document, by extension; content that does not match fails clearly."""
+def load_document(
+    path: Path, doc_id: str, sha256: str, limits: ReadLimits | None = None
+) -> Document:
+    """Read a file into a Document, by extension; content that does not match fails clearly.
+
+    `limits` (default: the built-in `index` settings) bound what reading may cost.
+    """
+    if limits is None:
+        from handbook.config import IndexSettings
+
+        limits = IndexSettings()
     suffix = path.suffix.lower()
-    loader = LOADERS.get(suffix)
-    if loader is None:
+    if suffix not in LOADERS:
         raise LoaderError(f"unsupported file type {suffix or '(none)'}")
     head = _head(path)
     _check_signature(suffix, head)
-    title, fmt, sections = loader(path)
+    if needs_isolation(path, path.stat().st_size):
+        title, fmt, sections = read_in_child(path, limits)
+    else:
+        title, fmt, sections = read_sections(path, limits)
     kept = tuple(s for s in sections if s.text.strip())
     if not kept:
         raise LoaderError(
@@ -42,6 +60,11 @@ def load_document(path: Path, doc_id: str, sha256: str) -> Document:
         sections=kept,
         language=detect_language(sample),
     )
+
+
+def read_sections(path: Path, limits: ReadLimits) -> tuple[str, str, list[Section]]:
+    """(title, format, sections) of a file, in this process: what the child process runs."""
+    return LOADERS[path.suffix.lower()](path, limits)
 
 
 def _head(path: Path) -> bytes:
@@ -141,7 +164,9 @@ def _text_sections(text: str) -> list[Section]:
         if stripped and len(stripped) < 120 and _UNDERLINE.match(nxt) and len(nxt.strip()) >= 3:
             level, title = (1 if nxt.strip()[0] == "=" else 2), stripped
             i += 1
-        elif m := re.match(r"^(#{1,6})\s+(.+?)\s*#*\s*$", line):
+        elif len(line) <= HEADING_MAX_CHARS and (
+            m := re.match(r"^(#{1,6})\s+(.+?)\s*#*\s*$", line)
+        ):
             level, title = len(m.group(1)), m.group(2)
         if level:
             flush()
@@ -154,7 +179,7 @@ def _text_sections(text: str) -> list[Section]:
     return sections
 
 
-def load_text(path: Path) -> tuple[str, str, list[Section]]:
+def load_text(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
     text = decode_text(path.read_bytes())
     return path.stem, "text", _text_sections(text)
 
@@ -162,7 +187,7 @@ def load_text(path: Path) -> tuple[str, str, list[Section]]:
 # --- markdown -----------------------------------------------------------------------------
 
 
-def load_markdown(path: Path) -> tuple[str, str, list[Section]]:
+def load_markdown(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
     from markdown_it import MarkdownIt
 
     text = decode_text(path.read_bytes()).replace("\r\n", "\n")
@@ -195,7 +220,7 @@ def load_markdown(path: Path) -> tuple[str, str, list[Section]]:
 _BLOCKS = ("p", "li", "pre", "blockquote", "dt", "dd", "caption", "figcaption", "td", "th")
 
 
-def load_html(path: Path) -> tuple[str, str, list[Section]]:
+def load_html(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
     from bs4 import BeautifulSoup, Tag
 
     soup = BeautifulSoup(decode_text(path.read_bytes()), "html.parser")
@@ -257,7 +282,41 @@ def load_html(path: Path) -> tuple[str, str, list[Section]]:
 # --- DOCX ---------------------------------------------------------------------------------
 
 
-def load_docx(path: Path) -> tuple[str, str, list[Section]]:
+def check_zip(path: Path, max_unpacked_mb: float) -> None:
+    """Refuse a ZIP that would unpack to more than `max_unpacked_mb`: first by the sizes its
+    directory declares, then by the bytes it really inflates to, since declared sizes can lie.
+    (Python's zipfile stops a member at its declared size and then fails its CRC check, so a
+    member that inflates to more than it declares ends as a damaged file, never in memory.)
+    """
+    import zipfile
+
+    limit = max_unpacked_mb * 1024 * 1024
+    advice = "(a zip bomb?); raise index.max_unpacked_mb if it is a genuine, huge document"
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise LoaderError(
+                f"holds {len(members)} files, more than the {MAX_ZIP_MEMBERS} a document has "
+                "(a zip bomb?); not indexed"
+            )
+        declared = sum(info.file_size for info in members)
+        if declared > limit:
+            raise LoaderError(
+                f"unpacks to {declared / 1024 / 1024:.0f} MB, over the "
+                f"{max_unpacked_mb:g} MB limit {advice}"
+            )
+        unpacked = 0
+        for info in members:
+            with archive.open(info) as member:
+                while block := member.read(1 << 20):
+                    unpacked += len(block)
+                    if unpacked > limit:
+                        raise LoaderError(
+                            f"unpacks to more than the {max_unpacked_mb:g} MB limit {advice}"
+                        )
+
+
+def load_docx(path: Path, limits: ReadLimits) -> tuple[str, str, list[Section]]:
     import zipfile
 
     try:
@@ -265,14 +324,18 @@ def load_docx(path: Path) -> tuple[str, str, list[Section]]:
     except ImportError:
         raise LoaderError("DOCX support needs python-docx: pip install python-docx") from None
     try:
-        with zipfile.ZipFile(path) as archive:
-            total = sum(info.file_size for info in archive.infolist())
-        if total > 500 * 1024 * 1024:
-            raise LoaderError("unpacks to more than 500 MB (a decompression bomb?); skipped")
+        check_zip(path, limits.max_unpacked_mb)
         document = docx.Document(str(path))
     except LoaderError:
         raise
+    except zipfile.BadZipFile as exc:  # "Bad CRC-32 for file 'word/document.xml'"
+        raise LoaderError(
+            f"the DOCX is damaged or forged ({exc}); open and save it again in Word"
+        ) from None
     except Exception as exc:  # python-docx raises many types for broken files
+        # lxml out of memory: "unknown error", with ERR_NO_MEMORY in its error log.
+        if "NO_MEMORY" in str(getattr(exc, "error_log", "")) or "memory" in str(exc).lower():
+            raise MemoryError(str(exc)) from exc
         raise LoaderError(f"not a readable DOCX file ({type(exc).__name__})") from None
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
@@ -284,8 +347,14 @@ def load_docx(path: Path) -> tuple[str, str, list[Section]]:
             sections.append(Section("\n".join(lines).strip(), None, tuple(t for _, t in stack)))
         lines.clear()
 
+    # Style names by the paragraph's style id: python-docx's `paragraph.style` scans all
+    # styles for the default on every call (2.5 ms a paragraph: minutes for a long document).
+    names: dict[str | None, str] = {}
     for paragraph in document.paragraphs:
-        style = paragraph.style.name if paragraph.style is not None else ""
+        style_id = paragraph._p.style
+        if style_id not in names:
+            names[style_id] = (paragraph.style.name if paragraph.style is not None else "") or ""
+        style = names[style_id]
         m = re.match(r"Heading (\d)", style or "")
         if m or style == "Title":
             flush()
@@ -302,13 +371,13 @@ def load_docx(path: Path) -> tuple[str, str, list[Section]]:
     return title or path.stem, "docx", sections
 
 
-def load_pdf(path: Path) -> tuple[str, str, list[Section]]:
+def load_pdf(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
     from ingestion.pdf import read_pdf
 
     return read_pdf(path)
 
 
-LOADERS: dict[str, Callable[[Path], tuple[str, str, list[Section]]]] = {
+LOADERS: dict[str, Callable[[Path, ReadLimits], tuple[str, str, list[Section]]]] = {
     ".txt": load_text,
     ".text": load_text,
     ".md": load_markdown,

@@ -239,7 +239,9 @@ class Indexer:
         if previous and self._registry.stage_done(doc_id, STAGE_VECTORS, sha):
             return FileOutcome(str(path), Status.UNCHANGED, chunks=previous.chunks, doc_id=doc_id)
         try:
-            document = await asyncio.to_thread(load_document, path, doc_id, sha)
+            document = await asyncio.to_thread(
+                load_document, path, doc_id, sha, self._settings.index
+            )
         except LoaderError as exc:
             # A file that was indexed before keeps its old chunks: nothing stored is lost.
             return FileOutcome(str(path), Status.FAILED, reason=str(exc), doc_id=doc_id)
