@@ -6,23 +6,29 @@ memory; a 30 KB PDF holding 20 MB of `(A) Tj` operators 1.7 GB and 8 s; a line o
 in a Markdown file took markdown-it a minute (quadratic). PDFium aborts the whole process when
 an allocation fails. Read in a child process with a memory limit (`RLIMIT_DATA`: the heap and
 private writable mappings, which is what allocations use) and a timeout, such a file fails alone
-with a clear reason, and neither the indexer nor the API server dies with it. Starting the child
-costs about 0.15 s per file (it does not import pydantic or the settings), so only PDF and DOCX
-files (which hold compressed data) and files over `ISOLATE_ABOVE` bytes are read this way.
+with a clear reason, and neither the indexer nor the API server dies with it. One child reads
+file after file (`Reader`; starting one per file cost 0.16 s, 8x the reading of the sample
+PDF), so that the limits cost little. PDF and DOCX files (which hold compressed data) and files
+over `ISOLATE_ABOVE` bytes are read this way.
 
 This bounds resources; it is not a security sandbox (the child runs with the same rights).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Any, Protocol
 
 from handbook.errors import LoaderError
 from handbook.types import Section
@@ -31,6 +37,7 @@ ISOLATE_ABOVE = 256 * 1024
 """Bytes: larger text, Markdown and HTML files are read in the child too (below this, the
 worst cases measured stay within a few seconds and 100 MB)."""
 ISOLATED_FORMATS = frozenset({".pdf", ".docx"})
+IDLE_S = 60.0  # a child without work for this long stops (the next file starts a new one)
 EXIT_MEMORY = 75
 # How a child dies when an allocation fails: Python exits with EXIT_MEMORY, PDFium calls
 # abort(), the kernel's OOM killer sends SIGKILL. Other signals are crashes.
@@ -68,39 +75,12 @@ def needs_isolation(path: Path, size: int) -> bool:
 def read_in_child(path: Path, limits: ReadLimits) -> Loaded:
     """(title, format, sections) of `path`, read by `ingestion.loaders.read_sections` in a
     child process; every way the child can fail becomes a LoaderError that says what to do."""
-    root = Path(__file__).resolve().parent.parent
-    code = (
-        f"import sys; sys.path.insert(0, {str(root)!r}); "
-        "from ingestion.isolation import main; main()"
-    )
     copy = Limits(limits.max_unpacked_mb, limits.reader_memory_mb, limits.read_timeout_s)
-    command = [sys.executable, "-c", code, str(path), json.dumps(asdict(copy))]
-    try:
-        done = subprocess.run(
-            command, capture_output=True, timeout=limits.read_timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise LoaderError(
-            f"reading it took longer than {limits.read_timeout_s:g} s (a pathological or "
-            "malicious file?); raise index.read_timeout_s if it is a genuine, huge document"
-        ) from None
-    if done.returncode in _OUT_OF_MEMORY:
-        raise LoaderError(
-            f"reading it needs more than {limits.reader_memory_mb} MB of memory (a decompression "
-            "bomb?); raise index.reader_memory_mb if it is a genuine, huge document"
-        )
-    if done.returncode < 0:
-        raise LoaderError(
-            f"the reader crashed on this file ({_signal_name(-done.returncode)}); it is probably "
-            "damaged: re-export it"
-        )
-    try:
-        reply = json.loads(done.stdout)
-    except ValueError:  # the child could not start or run: say why (a broken installation)
-        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
-        raise LoaderError(
-            f"the reader process failed (exit code {done.returncode}: {lines[-1][:200]})"
-        ) from None
+    with _LOCK:
+        reader = _READERS.get(copy)
+        if reader is None:
+            reader = _READERS[copy] = Reader(copy)
+    reply = reader.read(path)
     if "error" in reply:
         raise LoaderError(reply["error"])
     sections = [
@@ -108,6 +88,149 @@ def read_in_child(path: Path, limits: ReadLimits) -> Loaded:
         for text, page, heading, anchor in reply["sections"]
     ]
     return reply["title"], reply["format"], sections
+
+
+def close() -> None:
+    """Stop the reader processes (they also stop on their own when idle or orphaned)."""
+    with _LOCK:
+        for reader in _READERS.values():
+            reader.close()
+        _READERS.clear()
+
+
+class Reader:
+    """One child process that reads files one after another, under `limits`.
+
+    Starting a child per file cost 0.16 s (Python and pypdfium2 starting up), 8x the reading
+    of the sample PDF itself; so the child stays, reads the next file, and is replaced when a
+    file kills it. A file that runs out of memory in a child that has read others is retried
+    once in a fresh child, so that no file pays for memory an earlier one left behind.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._process: subprocess.Popen[bytes] | None = None
+        self._errors: IO[bytes] | None = None  # its stderr (a pipe could fill and block it)
+        self._lock = threading.Lock()
+
+    def read(self, path: Path) -> dict[str, Any]:
+        with self._lock:
+            for _ in range(2):
+                fresh = self._process is None or self._process.poll() is not None
+                if fresh:
+                    self._process = self._start()
+                assert self._process is not None
+                try:
+                    return self._ask(self._process, path)
+                except _Retry:
+                    self._process = None
+                    if fresh:
+                        break
+            raise self._out_of_memory()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while one runs."""
+        running = self._process is not None and self._process.poll() is None
+        return self._process.pid if running and self._process is not None else None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        root = Path(__file__).resolve().parent.parent
+        code = (
+            f"import sys; sys.path.insert(0, {str(root)!r}); "
+            "from ingestion.isolation import main; main()"
+        )
+        if self._errors is not None:
+            self._errors.close()
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115  # closed in close() or the next _start()
+        return subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(asdict(self._limits))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+        )
+
+    def _ask(self, process: subprocess.Popen[bytes], path: Path) -> dict[str, Any]:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(json.dumps(str(path)).encode() + b"\n")
+            process.stdin.flush()
+        except BrokenPipeError:  # it had stopped (idle); a fresh one is started
+            process.wait()
+            raise _Retry() from None
+        reply = _read_line(process.stdout, self._limits.read_timeout_s)
+        if reply is None:  # timed out: this child is spent
+            process.kill()
+            process.wait()
+            self._process = None
+            raise LoaderError(
+                f"reading it took longer than {self._limits.read_timeout_s:g} s (a pathological "
+                "or malicious file?); raise index.read_timeout_s if it is a genuine, huge document"
+            )
+        if reply:
+            return dict(json.loads(reply))
+        code = process.wait()  # it died on this file, or it had just stopped (idle)
+        self._process = None
+        if code in _OUT_OF_MEMORY or code == 0:
+            raise _Retry()
+        if code == -signal.SIGXCPU:
+            raise LoaderError(
+                f"reading it took longer than {self._limits.read_timeout_s:g} s of CPU time; "
+                "raise index.read_timeout_s if it is a genuine, huge document"
+            )
+        if code < 0:
+            raise LoaderError(
+                f"the reader crashed on this file ({_signal_name(-code)}); it is probably "
+                "damaged: re-export it"
+            )
+        assert self._errors is not None
+        self._errors.seek(0)
+        lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        raise LoaderError(  # the child could not start or run (a broken installation)
+            f"the reader process failed (exit code {code}: {(lines or ['no output'])[-1][:200]})"
+        )
+
+    def _out_of_memory(self) -> LoaderError:
+        return LoaderError(
+            f"reading it needs more than {self._limits.reader_memory_mb} MB of memory (a "
+            "decompression bomb?); raise index.reader_memory_mb if it is a genuine, huge document"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._process is not None:
+                self._process.kill()
+                self._process.wait()
+                self._process = None
+            if self._errors is not None:
+                self._errors.close()
+                self._errors = None
+
+
+class _Retry(Exception):
+    """The child died of memory or had stopped: try again in a fresh one."""
+
+
+def _read_line(stream: IO[bytes], timeout_s: float) -> bytes | None:
+    """One line from the child (b"" when it ended without one), None after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    fd = stream.fileno()
+    pieces: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        piece = os.read(fd, 1 << 20)
+        if not piece:
+            return b""
+        pieces.append(piece)
+        if piece.endswith(b"\n"):
+            return b"".join(pieces)
+
+
+_READERS: dict[Limits, Reader] = {}  # one per limits, for the life of the process
+_LOCK = threading.Lock()
+atexit.register(close)
 
 
 def _signal_name(number: int) -> str:
@@ -118,35 +241,42 @@ def _signal_name(number: int) -> str:
 
 
 def main() -> None:
-    """The child: `-c ... PATH LIMITS_JSON`; writes one JSON object to stdout."""
-    path, limits = Path(sys.argv[1]), Limits(**json.loads(sys.argv[2]))
+    """The child: `-c ... LIMITS_JSON`; reads a JSON file name per line on stdin and writes a
+    JSON reply per line. It stops when the parent goes away or after IDLE_S without work."""
+    limits = Limits(**json.loads(sys.argv[1]))
     _limit_resources(limits)
-    # Libraries may print: keep stdout for the reply alone.
-    reply_fd = os.dup(1)
+    # Libraries may print: keep stdout for the replies alone.
+    replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    try:
-        from ingestion.loaders import read_sections
+    from ingestion.loaders import read_sections
 
-        title, fmt, sections = read_sections(path, limits)
-        reply: dict[str, object] = {
-            "title": title,
-            "format": fmt,
-            "sections": [[s.text, s.page, list(s.heading_path), s.anchor] for s in sections],
-        }
-    except MemoryError:
-        os._exit(EXIT_MEMORY)
-    except LoaderError as exc:
-        reply = {"error": str(exc)}
-    except RecursionError:
-        reply = {"error": "structure nested too deeply to read"}
-    except Exception as exc:  # a loader bug must fail this file, not the whole run
-        reply = {"error": f"could not be read ({type(exc).__name__}: {str(exc)[:200]})"}
-    try:
-        data = json.dumps(reply, ensure_ascii=False).encode()
-    except MemoryError:
-        os._exit(EXIT_MEMORY)
-    with os.fdopen(reply_fd, "wb") as out:
-        out.write(data)
+    while select.select([sys.stdin], [], [], IDLE_S)[0]:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        _limit_cpu(limits)
+        try:
+            title, fmt, sections = read_sections(Path(json.loads(line)), limits)
+            reply: dict[str, object] = {
+                "title": title,
+                "format": fmt,
+                "sections": [[s.text, s.page, list(s.heading_path), s.anchor] for s in sections],
+            }
+        except MemoryError:
+            os._exit(EXIT_MEMORY)
+        except LoaderError as exc:
+            reply = {"error": str(exc)}
+        except RecursionError:
+            reply = {"error": "structure nested too deeply to read"}
+        except Exception as exc:  # a loader bug must fail this file, not the whole run
+            reply = {"error": f"could not be read ({type(exc).__name__}: {str(exc)[:200]})"}
+        try:
+            data = json.dumps(reply, ensure_ascii=False).encode() + b"\n"
+        except MemoryError:
+            os._exit(EXIT_MEMORY)
+        del reply
+        replies.write(data)
+        replies.flush()
 
 
 def _limit_resources(limits: Limits) -> None:
@@ -155,14 +285,24 @@ def _limit_resources(limits: Limits) -> None:
     except ImportError:  # Windows has no resource limits; the timeout still applies
         return
     # RLIMIT_DATA rather than RLIMIT_AS: address space that an allocator merely reserves
-    # (PartitionAlloc reserves gigabytes) must not count. CPU seconds: end a child whose
-    # parent was killed before it could stop it.
-    wanted = {
-        resource.RLIMIT_DATA: limits.reader_memory_mb * 1024 * 1024,
-        resource.RLIMIT_CPU: int(limits.read_timeout_s) + 5,
-    }
-    for kind, value in wanted.items():
-        _, hard = resource.getrlimit(kind)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)  # a lower limit set for the whole process stays
-        resource.setrlimit(kind, (value, value))
+    # (PartitionAlloc reserves gigabytes) must not count.
+    value = limits.reader_memory_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)  # a lower limit set for the whole process stays
+    resource.setrlimit(resource.RLIMIT_DATA, (value, value))
+
+
+def _limit_cpu(limits: Limits) -> None:
+    """CPU seconds for the next file (the soft limit, moved on per file): ends a child whose
+    parent was killed while the child was stuck in a file."""
+    try:
+        import resource
+    except ImportError:
+        return
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime + limits.read_timeout_s) + 5
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))

@@ -25,10 +25,11 @@ import pytest
 
 from handbook.app import Handbook
 from handbook.config import ChunkingSettings, IndexSettings, Settings
+from handbook.errors import LoaderError
 from ingestion.chunking import MAX_TOKEN_CHARS, chunk_document, count_tokens, split_section
 from ingestion.loaders import MAX_ZIP_MEMBERS, load_document
 from ingestion.pipeline import IndexReport, Status
-from tests.conftest import make_settings
+from tests.conftest import SAMPLES, make_settings
 
 MB = 1024 * 1024
 
@@ -212,6 +213,7 @@ import json, resource, sys, time
 from pathlib import Path
 from handbook.config import IndexSettings
 from handbook.errors import LoaderError
+from ingestion import isolation
 from ingestion.loaders import load_document
 
 limits = IndexSettings.model_validate_json(sys.argv[2])
@@ -223,6 +225,7 @@ try:
 except LoaderError as exc:
     error, text = str(exc), ""
 seconds = time.perf_counter() - start
+isolation.close()  # the reader process ends, so that its peak RSS is counted below
 print(json.dumps({
     "error": error,
     "text": text,
@@ -341,6 +344,26 @@ def test_pdf_bomb_fails_on_the_memory_limit(tmp_path: Path) -> None:
     assert "needs more than 512 MB of memory" in result.error
     assert "raise index.reader_memory_mb" in result.error
     assert_bounded(result, 512, seconds=30)
+
+
+def test_one_reader_process_reads_many_files_and_is_replaced_when_one_kills_it(
+    tmp_path: Path,
+) -> None:
+    from ingestion.isolation import Limits, Reader
+
+    good = SAMPLES / "werkstatthandbuch_kompakt-3.pdf"
+    bomb = pdf_bomb(tmp_path / "bomb.pdf", inflated_mb=1024)
+    reader = Reader(Limits(max_unpacked_mb=256, reader_memory_mb=384, read_timeout_s=60))
+    try:
+        first = reader.read(good)
+        pid = reader.pid
+        assert reader.read(good) == first and reader.pid == pid, "the child is reused"
+        with pytest.raises(LoaderError, match="needs more than 384 MB of memory"):
+            reader.read(bomb)  # retried once in a fresh child, then reported
+        assert reader.read(good) == first and reader.pid not in (None, pid), "a new child"
+    finally:
+        reader.close()
+    assert reader.pid is None
 
 
 def test_pdf_operator_bomb_fails_on_the_memory_limit(tmp_path: Path) -> None:
