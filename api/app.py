@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_compat, routes, schemas
+from api.auth import KeyRing, KeysBeforeBody
 from api.jobs import IndexJobs
 from api.services import Services
 from api.uploads import UploadRejected
@@ -59,10 +60,12 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
@@ -73,34 +76,58 @@ def error(status: int, code: str, message: str, headers: Mapping[str, str] | Non
     )
 
 
-class BodyLimit:
-    """Refuses request bodies over the limit with 413, by Content-Length or while they arrive:
-    uploads up to `api.max_upload_mb`, everything else up to `api.max_body_kb`."""
+class RequestLimits:
+    """Bounds on what a client may send, answered with JSON errors before a route runs:
+    at most `api.max_headers` headers and `api.max_header_kb` of request head (431); a body up
+    to `api.max_upload_mb` for uploads and `api.max_body_kb` otherwise, by Content-Length or
+    while it arrives (413); the whole body within `api.body_timeout_s` (408).
+
+    Limits hit while a route reads its body are raised as HTTPExceptions, which FastAPI passes
+    on to the error handlers (other exceptions while parsing a body become a vague 400)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        api = settings.api
         self.app = app
-        self.upload = int(settings.api.max_upload_mb * 1024 * 1024) + 64 * 1024  # + form fields
-        self.body = settings.api.max_body_kb * 1024
+        self.upload = int(api.max_upload_mb * 1024 * 1024) + 64 * 1024  # + form fields
+        self.body = api.max_body_kb * 1024
+        self.head = api.max_header_kb * 1024
+        self.max_headers = api.max_headers
+        self.timeout = api.body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload if scope["path"] == UPLOAD_ROUTE else self.body
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await self._refuse(send, limit)
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        head = len(scope.get("raw_path", b"")) + len(scope["query_string"])
+        head += sum(len(name) + len(value) + 4 for name, value in headers)
+        if len(headers) > self.max_headers or head > self.head:
+            await _send_error(send, _HeadersTooLarge(self.head, self.max_headers))
             return
+        limit = self.upload if scope["path"] == UPLOAD_ROUTE else self.body
+        declared = dict(headers).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_error(send, _TooLarge(limit))
+            return
+        deadline = asyncio.get_running_loop().time() + self.timeout
         received = 0
+        complete = False
         started = False
 
         async def limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # e.g. a streaming response listening for the client to leave
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _TimedOut(self.timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
+                complete = not message.get("more_body", False)
             return message
 
         async def tracking(message: Message) -> None:
@@ -110,24 +137,53 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited, tracking)
-        except _TooLarge:
+        except (_TooLarge, _TimedOut) as exc:  # raised where no error handler catches them
             if not started:
-                await self._refuse(send, limit)
-
-    @staticmethod
-    async def _refuse(send: Send, limit: int) -> None:
-        response = error(413, "too_large", f"The request body is over {limit // 1024} KB.")
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+                await _send_error(send, exc)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"The request body is over {limit // 1024} KB (api.max_body_kb; uploads: "
+            "api.max_upload_mb).",
+            headers={"Connection": "close"},
+        )
+
+
+class _TimedOut(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"The request body did not arrive within {seconds:g} s (api.body_timeout_s); "
+            "send it again.",
+            headers={"Connection": "close"},
+        )
+
+
+class _HeadersTooLarge(HTTPException):
+    def __init__(self, size: int, count: int) -> None:
+        super().__init__(
+            431,
+            f"The request headers are over {size // 1024} KB or {count} headers "
+            "(api.max_header_kb, api.max_headers); send fewer or shorter ones.",
+            headers={"Connection": "close"},
+        )
+
+
+async def _send_error(send: Send, exc: HTTPException) -> None:
+    response = error(exc.status_code, HTTP_CODES[exc.status_code], exc.detail, exc.headers)
+    await send({"type": "http.response.start", "status": exc.status_code,
+                "headers": response.raw_headers})  # fmt: skip
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = KeyRing.from_settings(settings.api)
+        keys.check_file()
         async with Handbook(settings) as hb:
             jobs = IndexJobs(hb)
             app.state.services = Services(
@@ -136,6 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
                 jobs,
                 asyncio.Semaphore(settings.api.max_concurrent_answers),
                 time.time(),
+                keys,
             )
             await _warm_up(hb, settings)
             jobs.start()
@@ -156,7 +213,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_compat.router)
     _system_routes(app)
     _error_handlers(app)
-    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(KeysBeforeBody)  # inside RequestLimits: 431 before 401
+    app.add_middleware(RequestLimits, settings=settings)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -233,9 +291,17 @@ def _error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> Any:
         code = HTTP_CODES.get(exc.status_code, "error")
         headers = dict(exc.headers or {})
+        detail = str(exc.detail)
         if exc.status_code == 405:  # every method of the path, not only the first route's
             headers["Allow"] = ", ".join(_methods(request.app, request.url.path))
-        return error(exc.status_code, code, str(exc.detail), headers)
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not parse it
+            detail = (
+                "The JSON body is nested too deeply; send a flat JSON object."
+                if isinstance(exc.__cause__, RecursionError)
+                else "The request body could not be read: send a JSON object (uploads: "
+                "multipart/form-data with a `file` field)."
+            )
+        return error(exc.status_code, code, detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Any:

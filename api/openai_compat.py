@@ -32,6 +32,12 @@ def conversation(messages: list[schemas.ChatMessage]) -> tuple[str, History]:
     """The question (last user message) and the user/assistant pairs before it."""
     if messages[-1].role != "user" or not messages[-1].text().strip():
         raise HTTPException(422, "The last message must be a user message with text.")
+    if len(messages[-1].text().strip()) > schemas.QUESTION_CHARS:
+        raise HTTPException(
+            422,
+            f"The last user message is over {schemas.QUESTION_CHARS} characters; ask a shorter "
+            "question (the manuals are the context, not the message).",
+        )
     turns: list[Turn] = []
     question: str | None = None
     for message in messages[:-1]:

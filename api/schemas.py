@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["hybrid", "naive", "sparse", "local", "global", "mix"]
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
+QUESTION_CHARS = 4000
+"""The longest question (and search query): longer ones would overflow small models' context."""
 
 
 class Strict(BaseModel):
@@ -24,7 +26,7 @@ class Filters(Strict):
 
 
 class AskRequest(Filters):
-    question: str = Field(min_length=1, max_length=4000, description="German or English.")
+    question: str = Field(min_length=1, max_length=QUESTION_CHARS, description="German or English.")
     session: str | None = Field(
         None, pattern=SESSION_ID, description="Ask within this session (its history is used)."
     )
@@ -32,7 +34,7 @@ class AskRequest(Filters):
 
 
 class SearchRequest(Filters):
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=QUESTION_CHARS)
 
 
 class SearchHit(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import UNAUTHORIZED, KeyRing
 from api.jobs import IndexJobs
 from handbook.app import Handbook
 from handbook.config import Settings
@@ -24,6 +24,7 @@ class Services:
     jobs: IndexJobs
     answer_slots: asyncio.Semaphore
     started: float
+    keys: KeyRing
 
     @asynccontextmanager
     async def answer_slot(self) -> AsyncIterator[None]:
@@ -47,25 +48,20 @@ def services(request: Request) -> Services:
     return found
 
 
-bearer = HTTPBearer(auto_error=False, description="An API key from api.keys")
+bearer = HTTPBearer(auto_error=False, description="An API key from api.keys or api.keys_file")
 
 
-def require_key(
+async def require_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """Every route but the health checks and the page: `Authorization: Bearer KEY` when
-    `api.keys` is set. Keys in the query string are not accepted (they end up in logs)."""
-    keys = services(request).settings.api.keys
-    if not keys:
+    """Every route but the health checks and the page: `Authorization: Bearer KEY` when keys
+    are configured. Keys in the query string are not accepted (they end up in logs)."""
+    keys = services(request).keys
+    if not keys.enabled:
         return
-    given = credentials.credentials if credentials is not None else ""
-    if not given or not any(secrets.compare_digest(given, key) for key in keys):
-        raise HTTPException(
-            401,
-            "A valid API key is needed: send `Authorization: Bearer KEY` (keys: api.keys).",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if credentials is None or not keys.accepts(credentials.credentials):
+        raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
 Svc = Annotated[Services, Depends(services)]

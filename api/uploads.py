@@ -17,6 +17,9 @@ from pathlib import Path
 from handbook.errors import HandbookError
 
 CHUNK = 1 << 20
+MAX_NAME_BYTES = 200
+"""Longest stored name, in UTF-8 bytes: with `save`'s `.NAME.part` it stays under the 255
+bytes that file systems allow."""
 
 
 class UploadRejected(HandbookError):
@@ -37,17 +40,21 @@ def safe_name(name: str, extensions: tuple[str, ...]) -> str:
     >>> safe_name("..", (".md",))
     Traceback (most recent call last):
     api.uploads.UploadRejected: The file name '..' has no usable name; rename the file.
+    >>> len(safe_name("ä" * 300 + ".md", (".md",)).encode())  # file systems allow 255 bytes
+    199
     """
     base = re.split(r"[/\\\\]", unicodedata.normalize("NFC", name))[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
-    base = base[:200]
     if not base or not Path(base).stem:
         raise UploadRejected(f"The file name {name!r} has no usable name; rename the file.", 400)
-    suffix = Path(base).suffix.lower()
-    if suffix not in extensions:
+    suffix = Path(base).suffix
+    if suffix.lower() not in extensions:
         raise UploadRejected(
-            f"{base}: unsupported file type. Handbook reads {', '.join(extensions)}.", 415
+            f"{base[:200]}: unsupported file type. Handbook reads {', '.join(extensions)}.", 415
         )
+    if len(base.encode()) > MAX_NAME_BYTES:  # keep the type; cut the stem on a character
+        room = MAX_NAME_BYTES - len(suffix.encode())
+        base = Path(base).stem.encode()[:room].decode(errors="ignore").rstrip() + suffix
     return base
 
 

@@ -634,16 +634,18 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
     settings: Settings = ctx.obj.settings
     host = host or settings.api.host
     port = port or settings.api.port
-    if not settings.api.keys and host not in ("127.0.0.1", "localhost", "::1") and not no_auth:
+    from api.auth import KeyRing
+    from api.server import serve as run_server
+
+    keys = KeyRing.from_settings(settings.api)
+    with user_errors(ctx):
+        keys.check_file()
+    if not keys.current() and host not in ("127.0.0.1", "localhost", "::1") and not no_auth:
         raise click.UsageError(
-            f"Listening on {host} needs API keys: set HANDBOOK_API_KEYS=key1,key2 (or api.keys), "
-            "or pass --no-auth to serve without them."
+            f"Listening on {host} needs API keys: set HANDBOOK_API_KEYS=key1,key2 (or api.keys, "
+            "or api.keys_file with one key per line), or pass --no-auth to serve without them."
         )
-    import uvicorn
-
-    from api.app import create_app
-
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    run_server(settings, host, port)
 
 
 def _add_groups() -> None:

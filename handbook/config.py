@@ -308,8 +308,35 @@ class ApiSettings(Section):
         description="API keys (`Authorization: Bearer KEY`); when set, every route but the "
         "health checks and the web page needs one. Env: HANDBOOK_API_KEYS=k1,k2.",
     )
+    keys_file: Path | None = Field(
+        None,
+        description="A file of API keys, one per line (lines starting with # are comments), "
+        "accepted besides api.keys. It is re-read when it changes: delete a line and that key "
+        "is refused from the next request on, without a restart. When set, keys are required "
+        "even if the file holds none; `serve` does not start if it cannot be read, and none of "
+        "its keys is accepted while it is missing.",
+    )
     max_upload_mb: float = Field(50.0, gt=0, description="Largest document upload.")
     max_body_kb: int = Field(256, ge=1, description="Largest JSON request body.")
+    max_header_kb: int = Field(
+        32, ge=1, description="Largest request head (request line and all headers); else 431."
+    )
+    max_headers: int = Field(100, ge=1, description="Most request headers; more get a 431.")
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A client must send a request's line and headers within this many seconds "
+        "of connecting (or of the previous response); else the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="A request body must arrive completely within this many seconds, else 408. "
+        "Raise it for large uploads over slow links.",
+    )
+    max_connections: int = Field(
+        200, ge=1, description="Open connections served at once; more get a 503 at once."
+    )
     max_concurrent_answers: int = Field(
         4, ge=1, description="Answers generated at once; more requests wait their turn."
     )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,3 +74,13 @@ def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     home = tmp_path_factory.mktemp("api") / "home"
     shutil.copytree(indexed_home, home)
     yield from start(home, home.parent / "server.log", HANDBOOK_API_KEYS=f"{KEY},other-key")
+
+
+def wait_for(client: httpx.Client, job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """Poll an index job until it is no longer queued or running."""
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = client.get(f"/v1/jobs/{job['id']}").json()
+    return job

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import KEY, Server, start
+from tests.api.conftest import KEY, Server, start, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +38,6 @@ def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
             event = line[7:]
         elif line.startswith("data: "):
             yield event, json.loads(line[6:])
-
-
-def wait_for(client: httpx.Client, job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while job["state"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
-        job = client.get(f"/v1/jobs/{job['id']}").json()
-    return job
 
 
 def test_keys_guard_every_route_but_health(server: Server) -> None:

@@ -1,0 +1,84 @@
+"""`handbook serve`: uvicorn with limits at the connection level, which the app cannot set.
+
+uvicorn (with h11) waits without end for a request's line and headers, so a client can hold
+connections open by sending them slowly, or nothing at all (slowloris). It also checks the size
+of a request head only while the head is incomplete in its buffer: a complete 100 KB head that
+arrives in one read passes. Here the head gets a deadline (`api.header_timeout_s`), h11 a bound
+(`api.max_header_kb`), the number of connections a cap (`api.max_connections`), and
+`RequestLimits` (api/app.py) checks a complete head's size and header count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from handbook.config import Settings
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection that has not sent a complete request head
+    `head_timeout` seconds after it opened or after its previous response."""
+
+    head_timeout = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the head is complete (or the client left)
+            self._cancel_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_timer()  # the next request's head, on a kept-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.logger.info("Closed a connection that sent no complete request head in time.")
+            self.transport.close()
+
+
+def protocol(head_timeout: float) -> type[HeadDeadlineProtocol]:
+    """The protocol class with this deadline (uvicorn builds one instance per connection)."""
+    return type("HeadDeadline", (HeadDeadlineProtocol,), {"head_timeout": head_timeout})
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the API with uvicorn until interrupted."""
+    import uvicorn
+
+    from api.app import create_app
+
+    api = settings.api
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        http=protocol(api.header_timeout_s),
+        h11_max_incomplete_event_size=api.max_header_kb * 1024,
+        limit_concurrency=api.max_connections,
+        server_header=False,
+        log_level="info",
+        access_log=False,
+    )
