@@ -295,8 +295,32 @@ class IndexSettings(Section):
     read_timeout_s: float = Field(
         300.0,
         gt=0,
-        description="Reading one file in that child process may take this long; a slower file "
-        "(a pathological or malicious one) is skipped and reported.",
+        description="Reading one file in that child process may take this long without "
+        "progress (each page read by OCR counts as progress); a slower file (a pathological or "
+        "malicious one) is skipped and reported.",
+    )
+    ocr: Literal["auto", "off", "force"] = Field(
+        "auto",
+        description="OCR of PDF pages with Tesseract: auto = pages without a usable text layer "
+        "that show an image (scans), force = every page, off = never (scanned pages are "
+        "skipped).",
+    )
+    ocr_languages: tuple[str, ...] = Field(
+        ("deu", "eng"),
+        description="Tesseract language models used together (e.g. deu, eng, fra); each needs "
+        "its package tesseract-ocr-LANG. Those not installed are left out.",
+    )
+    ocr_dpi: int = Field(
+        300, ge=72, le=600, description="Resolution at which a page is rendered for OCR."
+    )
+    ocr_command: str = Field(
+        "tesseract", description="The Tesseract program (a name on PATH or a full path)."
+    )
+    ocr_page_timeout_s: float = Field(
+        120.0, gt=0, description="OCR of one page may take this long; a slower file fails."
+    )
+    ocr_workers: int = Field(
+        0, ge=0, description="Pages recognised at once (Tesseract processes); 0 = one per core."
     )
 
 

@@ -39,6 +39,8 @@ class Section:
     heading_path: tuple[str, ...] = ()
     anchor: str | None = None
     """HTML id of the heading, when the format has one."""
+    ocr: bool = False
+    """The text was read from the page image by OCR (a scanned page)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Document:
     sha256: str
     sections: tuple[Section, ...]
     language: Language = "en"
+    notes: tuple[str, ...] = ()
+    """What the index summary says about the file (pages read by OCR, pages left out)."""
 
     @property
     def text_length(self) -> int:

@@ -26,12 +26,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from handbook.errors import LoaderError
 from handbook.types import Section
+from ingestion.ocr import OcrMode, OcrOptions
 
 ISOLATE_ABOVE = 256 * 1024
 """Bytes: larger text, Markdown and HTML files are read in the child too (below this, the
@@ -43,7 +45,15 @@ EXIT_MEMORY = 75
 # abort(), the kernel's OOM killer sends SIGKILL. Other signals are crashes.
 _OUT_OF_MEMORY = {EXIT_MEMORY, -signal.SIGABRT, -signal.SIGKILL}
 
-Loaded = tuple[str, str, list[Section]]
+
+class Loaded(NamedTuple):
+    """What a loader reads from a file."""
+
+    title: str
+    format: str
+    sections: list[Section]
+    notes: tuple[str, ...] = ()
+    """Said about the file in the index summary (pages read by OCR, pages left out)."""
 
 
 class ReadLimits(Protocol):
@@ -58,6 +68,28 @@ class ReadLimits(Protocol):
     @property
     def read_timeout_s(self) -> float: ...
 
+    @property
+    def ocr(self) -> OcrMode: ...
+
+    @property
+    def ocr_languages(self) -> tuple[str, ...]: ...
+
+    @property
+    def ocr_dpi(self) -> int: ...
+
+    @property
+    def ocr_command(self) -> str: ...
+
+    @property
+    def ocr_page_timeout_s(self) -> float: ...
+
+    @property
+    def ocr_workers(self) -> int: ...
+
+
+PageProgress = Callable[[int, int], None]
+"""Called with (pages done, pages to do) as OCR reads the pages of a file."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -66,28 +98,53 @@ class Limits:
     max_unpacked_mb: float
     reader_memory_mb: int
     read_timeout_s: float
+    ocr_options: OcrOptions = field(default_factory=OcrOptions)
+
+    @classmethod
+    def of(cls, limits: ReadLimits) -> Limits:
+        return cls(
+            limits.max_unpacked_mb,
+            limits.reader_memory_mb,
+            limits.read_timeout_s,
+            OcrOptions(
+                mode=limits.ocr,
+                languages=tuple(limits.ocr_languages),
+                dpi=limits.ocr_dpi,
+                command=limits.ocr_command,
+                page_timeout_s=limits.ocr_page_timeout_s,
+                workers=limits.ocr_workers,
+            ),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Limits:
+        values = json.loads(text)
+        ocr = values.pop("ocr_options")
+        ocr["languages"] = tuple(ocr["languages"])
+        return cls(**values, ocr_options=OcrOptions(**ocr))
 
 
 def needs_isolation(path: Path, size: int) -> bool:
     return path.suffix.lower() in ISOLATED_FORMATS or size > ISOLATE_ABOVE
 
 
-def read_in_child(path: Path, limits: ReadLimits) -> Loaded:
-    """(title, format, sections) of `path`, read by `ingestion.loaders.read_sections` in a
-    child process; every way the child can fail becomes a LoaderError that says what to do."""
-    copy = Limits(limits.max_unpacked_mb, limits.reader_memory_mb, limits.read_timeout_s)
+def read_in_child(path: Path, limits: ReadLimits, on_page: PageProgress | None = None) -> Loaded:
+    """(title, format, sections, notes) of `path`, read by `ingestion.loaders.read_sections`
+    in a child process; every way the child can fail becomes a LoaderError that says what to
+    do. `on_page` hears of each page read by OCR."""
+    copy = Limits.of(limits)
     with _LOCK:
         reader = _READERS.get(copy)
         if reader is None:
             reader = _READERS[copy] = Reader(copy)
-    reply = reader.read(path)
+    reply = reader.read(path, on_page)
     if "error" in reply:
         raise LoaderError(reply["error"])
     sections = [
-        Section(text, page, tuple(heading), anchor)
-        for text, page, heading, anchor in reply["sections"]
+        Section(text, page, tuple(heading), anchor, ocr)
+        for text, page, heading, anchor, ocr in reply["sections"]
     ]
-    return reply["title"], reply["format"], sections
+    return Loaded(reply["title"], reply["format"], sections, tuple(reply["notes"]))
 
 
 def close() -> None:
@@ -113,7 +170,7 @@ class Reader:
         self._errors: IO[bytes] | None = None  # its stderr (a pipe could fill and block it)
         self._lock = threading.Lock()
 
-    def read(self, path: Path) -> dict[str, Any]:
+    def read(self, path: Path, on_page: PageProgress | None = None) -> dict[str, Any]:
         with self._lock:
             for _ in range(2):
                 fresh = self._process is None or self._process.poll() is not None
@@ -121,7 +178,7 @@ class Reader:
                     self._process = self._start()
                 assert self._process is not None
                 try:
-                    return self._ask(self._process, path)
+                    return self._ask(self._process, path, on_page)
                 except _Retry:
                     self._process = None
                     if fresh:
@@ -145,12 +202,16 @@ class Reader:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115  # closed in close() or the next _start()
         return subprocess.Popen(
             [sys.executable, "-c", code, json.dumps(asdict(self._limits))],
+            # One thread per Tesseract process: OCR runs one process per core.
+            env={**os.environ, "OMP_THREAD_LIMIT": "1"},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errors,
         )
 
-    def _ask(self, process: subprocess.Popen[bytes], path: Path) -> dict[str, Any]:
+    def _ask(
+        self, process: subprocess.Popen[bytes], path: Path, on_page: PageProgress | None
+    ) -> dict[str, Any]:
         assert process.stdin is not None and process.stdout is not None
         try:
             process.stdin.write(json.dumps(str(path)).encode() + b"\n")
@@ -158,14 +219,20 @@ class Reader:
         except BrokenPipeError:  # it had stopped (idle); a fresh one is started
             process.wait()
             raise _Retry() from None
-        reply = _read_line(process.stdout, self._limits.read_timeout_s)
+        while True:  # progress lines, then the reply
+            reply = _read_line(process.stdout, self._limits.read_timeout_s)
+            if not reply or not reply.startswith(b'{"progress"'):
+                break
+            if on_page is not None:
+                on_page(*json.loads(reply)["progress"])
         if reply is None:  # timed out: this child is spent
             process.kill()
             process.wait()
             self._process = None
             raise LoaderError(
                 f"reading it took longer than {self._limits.read_timeout_s:g} s (a pathological "
-                "or malicious file?); raise index.read_timeout_s if it is a genuine, huge document"
+                "or malicious file?) without progress; raise index.read_timeout_s if it is a "
+                "genuine, huge document"
             )
         if reply:
             return dict(json.loads(reply))
@@ -243,7 +310,7 @@ def _signal_name(number: int) -> str:
 def main() -> None:
     """The child: `-c ... LIMITS_JSON`; reads a JSON file name per line on stdin and writes a
     JSON reply per line. It stops when the parent goes away or after IDLE_S without work."""
-    limits = Limits(**json.loads(sys.argv[1]))
+    limits = Limits.from_json(sys.argv[1])
     _limit_resources(limits)
     # Libraries may print: keep stdout for the replies alone.
     replies = os.fdopen(os.dup(1), "wb")
@@ -255,12 +322,21 @@ def main() -> None:
         if not line:
             return
         _limit_cpu(limits)
+
+        def progress(done: int, total: int) -> None:
+            replies.write(json.dumps({"progress": [done, total]}).encode() + b"\n")
+            replies.flush()
+            _limit_cpu(limits)  # OCR pages are progress: the CPU limit moves on
+
         try:
-            title, fmt, sections = read_sections(Path(json.loads(line)), limits)
+            loaded = read_sections(Path(json.loads(line)), limits, progress)
             reply: dict[str, object] = {
-                "title": title,
-                "format": fmt,
-                "sections": [[s.text, s.page, list(s.heading_path), s.anchor] for s in sections],
+                "title": loaded.title,
+                "format": loaded.format,
+                "sections": [
+                    [s.text, s.page, list(s.heading_path), s.anchor, s.ocr] for s in loaded.sections
+                ],
+                "notes": list(loaded.notes),
             }
         except MemoryError:
             os._exit(EXIT_MEMORY)

@@ -14,7 +14,14 @@ from pathlib import Path
 from handbook.errors import LoaderError
 from handbook.language import detect_language
 from handbook.types import Document, Section
-from ingestion.isolation import ReadLimits, needs_isolation, read_in_child
+from ingestion.isolation import (
+    Limits,
+    Loaded,
+    PageProgress,
+    ReadLimits,
+    needs_isolation,
+    read_in_child,
+)
 
 HEADING_LIMIT = 6
 # A heading is a short line; the ATX pattern is only tried on lines up to this long (on a
@@ -25,11 +32,16 @@ MAX_ZIP_MEMBERS = 10_000
 
 
 def load_document(
-    path: Path, doc_id: str, sha256: str, limits: ReadLimits | None = None
+    path: Path,
+    doc_id: str,
+    sha256: str,
+    limits: ReadLimits | None = None,
+    on_page: PageProgress | None = None,
 ) -> Document:
     """Read a file into a Document, by extension; content that does not match fails clearly.
 
-    `limits` (default: the built-in `index` settings) bound what reading may cost.
+    `limits` (default: the built-in `index` settings) bound what reading may cost and say
+    how scanned pages are read; `on_page(done, total)` hears of each page read by OCR.
     """
     if limits is None:
         from handbook.config import IndexSettings
@@ -41,15 +53,17 @@ def load_document(
     head = _head(path)
     _check_signature(suffix, head)
     if needs_isolation(path, path.stat().st_size):
-        title, fmt, sections = read_in_child(path, limits)
+        title, fmt, sections, notes = read_in_child(path, limits, on_page)
     else:
-        title, fmt, sections = read_sections(path, limits)
+        title, fmt, sections, notes = read_sections(path, limits, on_page)
     kept = tuple(s for s in sections if s.text.strip())
     if not kept:
-        raise LoaderError(
-            "no text found"
-            + (" (a scanned PDF? run OCR on it first, e.g. ocrmypdf)" if fmt == "pdf" else "")
-        )
+        if any(s.ocr for s in sections):
+            raise LoaderError(
+                "no text found: OCR read nothing on its scanned pages (blank, or too coarse an "
+                "image; scan at 200 dpi or more)"
+            )
+        raise LoaderError("no text found")
     sample = " ".join(s.text for s in kept[:20])[:5000]
     return Document(
         doc_id=doc_id,
@@ -59,12 +73,18 @@ def load_document(
         sha256=sha256,
         sections=kept,
         language=detect_language(sample),
+        notes=notes,
     )
 
 
-def read_sections(path: Path, limits: ReadLimits) -> tuple[str, str, list[Section]]:
-    """(title, format, sections) of a file, in this process: what the child process runs."""
-    return LOADERS[path.suffix.lower()](path, limits)
+def read_sections(
+    path: Path, limits: ReadLimits | Limits, on_page: PageProgress | None = None
+) -> Loaded:
+    """(title, format, sections, notes) of a file, in this process: what the child runs."""
+    copy = limits if isinstance(limits, Limits) else Limits.of(limits)
+    if path.suffix.lower() == ".pdf":
+        return load_pdf(path, copy, on_page)
+    return LOADERS[path.suffix.lower()](path, copy)
 
 
 def _head(path: Path) -> bytes:
@@ -179,15 +199,15 @@ def _text_sections(text: str) -> list[Section]:
     return sections
 
 
-def load_text(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
+def load_text(path: Path, _limits: Limits) -> Loaded:
     text = decode_text(path.read_bytes())
-    return path.stem, "text", _text_sections(text)
+    return Loaded(path.stem, "text", _text_sections(text))
 
 
 # --- markdown -----------------------------------------------------------------------------
 
 
-def load_markdown(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
+def load_markdown(path: Path, _limits: Limits) -> Loaded:
     from markdown_it import MarkdownIt
 
     text = decode_text(path.read_bytes()).replace("\r\n", "\n")
@@ -212,7 +232,7 @@ def load_markdown(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Secti
         body = "\n".join(lines[end:stop]).strip()
         if body:
             sections.append(Section(body, None, tuple(t for _, t in path_stack)))
-    return title or path.stem, "markdown", sections
+    return Loaded(title or path.stem, "markdown", sections)
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -220,7 +240,7 @@ def load_markdown(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Secti
 _BLOCKS = ("p", "li", "pre", "blockquote", "dt", "dd", "caption", "figcaption", "td", "th")
 
 
-def load_html(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
+def load_html(path: Path, _limits: Limits) -> Loaded:
     from bs4 import BeautifulSoup, Tag
 
     soup = BeautifulSoup(decode_text(path.read_bytes()), "html.parser")
@@ -276,7 +296,7 @@ def load_html(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]
                 lines.append(text)
         todo.extend(reversed(children))
     flush()
-    return title or path.stem, "html", sections
+    return Loaded(title or path.stem, "html", sections)
 
 
 # --- DOCX ---------------------------------------------------------------------------------
@@ -316,7 +336,7 @@ def check_zip(path: Path, max_unpacked_mb: float) -> None:
                         )
 
 
-def load_docx(path: Path, limits: ReadLimits) -> tuple[str, str, list[Section]]:
+def load_docx(path: Path, limits: Limits) -> Loaded:
     import zipfile
 
     try:
@@ -368,16 +388,17 @@ def load_docx(path: Path, limits: ReadLimits) -> tuple[str, str, list[Section]]:
         for row in table.rows:
             lines.append(" | ".join(cell.text.strip() for cell in row.cells))
     flush()
-    return title or path.stem, "docx", sections
+    return Loaded(title or path.stem, "docx", sections)
 
 
-def load_pdf(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]:
+def load_pdf(path: Path, limits: Limits, on_page: PageProgress | None = None) -> Loaded:
     from ingestion.pdf import read_pdf
 
-    return read_pdf(path)
+    title, sections, notes = read_pdf(path, limits.ocr_options, on_page)
+    return Loaded(title, "pdf", sections, notes)
 
 
-LOADERS: dict[str, Callable[[Path, ReadLimits], tuple[str, str, list[Section]]]] = {
+LOADERS: dict[str, Callable[[Path, Limits], Loaded]] = {
     ".txt": load_text,
     ".text": load_text,
     ".md": load_markdown,

@@ -7,18 +7,24 @@ pdftotext (GPL, a subprocess) rejoined real hyphens ("Bremsund"). PDFium marks a
 line-end hyphen with U+FFFE, so typesetter hyphens can be joined and real ones kept.
 Pages are 1-based physical pages, not printed labels. Headings come from the PDF outline
 (bookmarks) when the file has one. PDFium is not thread-safe: one document at a time.
+Pages without a usable text layer (scans) are read by OCR (ingestion/ocr.py), ruled tables
+become header and rows (ingestion/tables.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
+import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from handbook.errors import LoaderError
 from handbook.types import Section
+from ingestion.ocr import OcrOptions, OcrUnavailable, letters, ocr_pages, usable_languages
 
 _LOCK = threading.Lock()
 _LIGATURES = str.maketrans(
@@ -122,16 +128,24 @@ def strip_running_lines(sections: list[Section], edge: int = 2) -> list[Section]
             if (pos, key) in running
         }
         kept = [line for i, line in enumerate(lines) if i not in drop]
-        cleaned.append(Section("\n".join(kept), section.page, section.heading_path))
+        cleaned.append(dataclasses.replace(section, text="\n".join(kept)))
     return cleaned
 
 
-def read_pdf(path: Path) -> tuple[str, str, list[Section]]:
+def read_pdf(
+    path: Path,
+    ocr: OcrOptions | None = None,
+    on_page: Callable[[int, int], None] | None = None,
+) -> tuple[str, list[Section], tuple[str, ...]]:
+    """(title, sections, notes): one section per physical page; `on_page(done, total)` hears
+    of each page read by OCR."""
     with _LOCK:
-        return _read(path)
+        return _read(path, ocr or OcrOptions(), on_page)
 
 
-def _read(path: Path) -> tuple[str, str, list[Section]]:
+def _read(
+    path: Path, ocr: OcrOptions, on_page: Callable[[int, int], None] | None
+) -> tuple[str, list[Section], tuple[str, ...]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -152,7 +166,7 @@ def _read(path: Path) -> tuple[str, str, list[Section]]:
         title = (pdf.get_metadata_dict().get("Title") or "").strip()
         sections: list[Section] = []
         heading: tuple[str, ...] = ()
-        images = 0
+        scanned: list[int] = []  # page indexes to read by OCR
         for index in range(len(pdf)):
             page = pdf[index]
             try:
@@ -161,25 +175,71 @@ def _read(path: Path) -> tuple[str, str, list[Section]]:
                     text = clean_page_text(textpage.get_text_range())
                 finally:
                     textpage.close()
-                if not text:
-                    images += any(
-                        True
-                        for _ in page.get_objects(
-                            filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2
-                        )
-                    )
+                if ocr.mode == "force" or (
+                    ocr.mode == "auto" and letters(text) < MIN_LETTERS and _has_image(page)
+                ):
+                    scanned.append(index)
             finally:
                 page.close()
             heading = outline.get(index, heading)
             sections.append(Section(text, index + 1, heading))
+        notes = _run_ocr(pdf, sections, scanned, ocr, on_page)
         sections = strip_running_lines(sections)
-        if images and not any(s.text for s in sections):
+        if ocr.mode == "off" and not any(s.text for s in sections) and _has_image(pdf[0]):
             raise LoaderError(
-                "the PDF has no text layer (a scan?); run OCR first, e.g. `ocrmypdf in.pdf out.pdf`"
+                "the PDF has no text layer (a scan?) and index.ocr is off; set it to auto"
             )
-        return title, "pdf", sections
+        return title, sections, notes
     finally:
         pdf.close()
+
+
+MIN_LETTERS = 20
+"""A page whose text layer has fewer letters (a page number, a stray header) and that shows an
+image is read by OCR."""
+
+
+def _has_image(page: Any) -> bool:
+    import pypdfium2.raw as pdfium_c
+
+    return any(True for _ in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+
+def _run_ocr(
+    pdf: Any,
+    sections: list[Section],
+    scanned: list[int],
+    ocr: OcrOptions,
+    on_page: Callable[[int, int], None] | None,
+) -> tuple[str, ...]:
+    """Replace the text of the `scanned` pages by their OCR text; the note for the summary."""
+    if not scanned:
+        return ()
+
+    def render(index: int) -> Any:
+        page = pdf[index]
+        try:
+            return page.render(scale=ocr.dpi / 72, grayscale=True).to_pil()
+        finally:
+            page.close()
+
+    start = time.monotonic()
+    try:
+        languages = usable_languages(ocr)
+        for index, text in ocr_pages(render, scanned, ocr, on_page):
+            sections[index] = dataclasses.replace(
+                sections[index], text=clean_page_text(text), ocr=True
+            )
+    except OcrUnavailable as exc:
+        if not any(s.text for i, s in enumerate(sections) if i not in set(scanned)):
+            raise LoaderError(f"it is scanned (pages without text) and {exc}") from None
+        # Half scanned: the pages with text are indexed, the scanned ones named.
+        return (f"{len(scanned)} scanned page(s) not read: {exc}",)
+    seconds = time.monotonic() - start
+    return (
+        f"OCR {len(scanned)}/{len(sections)} pages ({languages}), "
+        f"{len(scanned) / max(seconds, 1e-6):.1f} pages/s",
+    )
 
 
 def _outline(pdf: Any) -> dict[int, tuple[str, ...]]:

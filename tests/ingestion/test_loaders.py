@@ -123,7 +123,7 @@ def _pdf(tmp_path: Path, name: str, *, password: str | None = None, text: str = 
             "named .pdf but the content is text",
         ),
         (lambda p: _write(p, "binary.txt", bytes(range(256)) * 8), "binary data"),
-        (lambda p: _scanned(p), "no text layer"),
+        (lambda p: _scanned(p), "OCR read nothing on its scanned pages"),
         (lambda p: _write(p, "blank.md", b"   \n\n  "), "no text found"),
     ],
 )
