@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
 export HANDBOOK_HOME ?= $(CURDIR)/.handbook
 
-.PHONY: install demo test lint bench clean browser audit lock
+.PHONY: install demo test lint bench clean browser audit lock ocr
 
 $(BIN)/handbook: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +20,30 @@ $(BIN)/handbook: pyproject.toml constraints.txt
 
 install: $(BIN)/handbook
 
+# The OCR engine for scanned PDFs: Tesseract 5 with German and English models (Debian packages;
+# as root, or through sudo). Elsewhere install Tesseract and its deu/eng models yourself.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ocr:
+	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx deu \
+		&& tesseract --list-langs 2>/dev/null | grep -qx eng; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(OCR_PACKAGES); \
+	else echo "Install Tesseract 5 with its deu and eng models (e.g. brew install tesseract" \
+		"tesseract-lang) for OCR of scanned PDFs" >&2; exit 1; fi
+
 # Headless Chromium and its driver for the web page's browser test (Debian packages; root).
 browser:
 	command -v chromedriver >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
-demo: install
+demo: install ocr
 	$(BIN)/handbook index samples/manuals
 	$(BIN)/handbook ask "Wie viel Drehmoment für die Radschrauben?"
 	$(BIN)/handbook ask "What is the maximum pressure of the HP-200 press?"
 
-test: install
+test: install ocr
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval api tests
 

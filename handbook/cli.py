@@ -197,6 +197,7 @@ def _report_json(report: Any) -> dict[str, Any]:
                 "chunks": o.chunks,
                 "embedded": o.embedded,
                 "reason": o.reason,
+                "note": o.note,
                 "doc": o.doc_id,
             }
             for o in report.outcomes

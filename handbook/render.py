@@ -52,6 +52,7 @@ class IndexProgress(Progress_):
         )
         self._files: TaskID | None = None
         self._chunks: TaskID | None = None
+        self._ocr: TaskID | None = None
 
     def __enter__(self) -> IndexProgress:
         self._progress.start()
@@ -75,6 +76,12 @@ class IndexProgress(Progress_):
             task = self._progress.tasks[self._chunks]
             self._progress.update(self._chunks, total=(task.total or 0) + count)
 
+    def pages_read(self, path: str, done: int, total: int) -> None:
+        name = f"OCR {Path(path).name}"
+        if self._ocr is None:
+            self._ocr = self._progress.add_task("OCR pages", total=total, rate=name)
+        self._progress.update(self._ocr, completed=done, total=total, rate=name)
+
     def chunks_done(self, count: int) -> None:
         if self._chunks is not None:
             self._progress.advance(self._chunks, count)
@@ -89,7 +96,7 @@ def index_summary(report: IndexReport) -> None:
     table.add_column("status")
     table.add_column("file", overflow="fold")
     table.add_column("chunks", justify="right")
-    table.add_column("reason", overflow="fold")
+    table.add_column("reason / note", overflow="fold")
     colours = {
         Status.FAILED: "red",
         Status.INDEXED: "green",
@@ -99,7 +106,9 @@ def index_summary(report: IndexReport) -> None:
     }
     for o in report.outcomes:
         style = colours.get(o.status, "")
-        table.add_row(f"[{style}]{o.status}[/]", _short(o.path), str(o.chunks or ""), o.reason)
+        table.add_row(
+            f"[{style}]{o.status}[/]", _short(o.path), str(o.chunks or ""), o.reason or o.note
+        )
     console.print(table)
     counts = ", ".join(f"{report.count(s)} {s}" for s in Status if report.count(s)) or "no files"
     console.print(f"{counts}; {report.embedded} chunks embedded in {report.seconds:.1f} s.")

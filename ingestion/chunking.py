@@ -9,6 +9,10 @@ Tokens are counted with a word/punctuation regex: a stable, model-independent ap
 (about 0.75 of a subword tokenizer's count on German technical text). A chunk also holds at
 most `MAX_TOKEN_CHARS` characters per token of budget, so a gigantic "word" (a line of base64, a
 file without spaces) is cut into chunks of bounded size too. Work is linear in the text's size.
+
+Tables are lines of pipe-separated cells whose first line is the header (ingestion/tables.py):
+a table too long for one chunk is split between rows, and a chunk that continues a table
+starts with its header line, so that every row keeps the names of its columns.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 from handbook.config import ChunkingSettings
 from handbook.language import detect_language
 from handbook.types import Chunk, Document, Section
+from ingestion.tables import headers
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"\S+")
@@ -64,8 +69,9 @@ def sentences(paragraph: str) -> list[str]:
     ]
 
 
-def _pieces(text: str, max_tokens: int) -> Iterator[str]:
-    """Pieces of at most max_tokens, preferring paragraph, line, sentence, then word ends.
+def _pieces(text: str, max_tokens: int) -> Iterator[tuple[str, str | None]]:
+    """Pieces of at most max_tokens, preferring paragraph, line, sentence, then word ends, each
+    with the header line of the table it continues (None outside tables).
 
     Each piece keeps its trailing whitespace: concatenating pieces gives back the text.
     """
@@ -74,20 +80,21 @@ def _pieces(text: str, max_tokens: int) -> Iterator[str]:
         if not paragraph:
             continue
         if count_tokens(paragraph) <= max_tokens:
-            yield paragraph + "\n\n"
+            yield paragraph + "\n\n", None
             continue
-        pieces: list[str] = []
+        pieces: list[tuple[str, str | None]] = []
         # Lines first (table rows and list items stay whole), then sentences of long lines.
-        units: list[str] = []
-        for line in paragraph.split("\n"):
+        units: list[tuple[str, str | None]] = []
+        lines = paragraph.split("\n")
+        for line, header in zip(lines, headers(paragraph), strict=True):
             if count_tokens(line) <= max_tokens:
-                units.append(line + "\n")
+                units.append((line + "\n", header))
             else:
-                units += sentences(line)
-                units[-1] = units[-1].rstrip() + "\n"
-        for sentence in units:
+                units += [(sentence, header) for sentence in sentences(line)]
+                units[-1] = (units[-1][0].rstrip() + "\n", header)
+        for sentence, header in units:
             if count_tokens(sentence) <= max_tokens:
-                pieces.append(sentence)
+                pieces.append((sentence, header))
                 continue
             # Lazily, word by word: a gigantic line must not become a list of millions.
             words: list[str] = []
@@ -96,13 +103,13 @@ def _pieces(text: str, max_tokens: int) -> Iterator[str]:
                 word = match.group()
                 n = count_tokens(word)
                 if words and size + n > max_tokens:
-                    pieces.append(" ".join(words) + " ")
+                    pieces.append((" ".join(words) + " ", header))
                     words, size = [], 0
                 words.append(word)
                 size += n
             if words:
-                pieces.append(" ".join(words) + " ")
-        pieces[-1] = pieces[-1].rstrip() + "\n\n"
+                pieces.append((" ".join(words) + " ", header))
+        pieces[-1] = (pieces[-1][0].rstrip() + "\n\n", pieces[-1][1])
         yield from pieces
 
 
@@ -131,11 +138,18 @@ def _hard_split(piece: str, max_tokens: int) -> Iterator[str]:
 
 
 def split_section(text: str, settings: ChunkingSettings) -> list[str]:
+    r"""Chunks of a section's text; a chunk that continues a table starts with its header.
+
+    >>> rows = "".join(f"| Schraube {i} | {i} Nm |\n" for i in range(9))
+    >>> tight = ChunkingSettings(max_tokens=40, overlap_tokens=0)
+    >>> [c.split("\n")[0] for c in split_section("| Teil | Moment |\n" + rows, tight)]
+    ['| Teil | Moment |', '| Teil | Moment |']
+    """
     budget = settings.max_tokens
     chunks: list[str] = []
-    current: list[tuple[str, int]] = []
+    current: list[tuple[str, int, str | None]] = []  # (piece, tokens, its table's header)
     size = 0
-    for raw in _pieces(text, budget):
+    for raw, header in _pieces(text, budget):
         raw_size = _size(raw)
         parts = (
             [(p, _size(p)) for p in _hard_split(raw, budget)]
@@ -144,9 +158,9 @@ def split_section(text: str, settings: ChunkingSettings) -> list[str]:
         )
         for piece, n in parts:
             if current and size + n > budget:
-                chunks.append("".join(p for p, _ in current).strip())
+                chunks.append("".join(p for p, _, _ in current).strip())
                 # Carry whole trailing pieces up to the overlap budget into the next chunk.
-                carried: list[tuple[str, int]] = []
+                carried: list[tuple[str, int, str | None]] = []
                 carried_size = 0
                 for prev in reversed(current):
                     if carried_size + prev[1] > settings.overlap_tokens:
@@ -155,12 +169,33 @@ def split_section(text: str, settings: ChunkingSettings) -> list[str]:
                     carried_size += prev[1]
                 if carried_size + n > budget:
                     carried, carried_size = [], 0
-                current, size = carried, carried_size
-            current.append((piece, n))
+                current, size = _with_header(carried, carried_size, (piece, n, header), budget)
+            current.append((piece, n, header))
             size += n
     if current:
-        chunks.append("".join(p for p, _ in current).strip())
+        chunks.append("".join(p for p, _, _ in current).strip())
     return chunks
+
+
+def _with_header(
+    carried: list[tuple[str, int, str | None]],
+    size: int,
+    piece: tuple[str, int, str | None],
+    budget: int,
+) -> tuple[list[tuple[str, int, str | None]], int]:
+    """The start of a new chunk: the carried overlap, led by the header line of the table its
+    first piece continues (the overlap is dropped where both do not fit)."""
+    first = carried[0] if carried else piece
+    if first[2] is None:
+        return carried, size
+    line = first[2] + "\n"
+    n = _size(line)
+    if n + size + piece[1] > budget:
+        carried, size = [], 0
+        if piece[2] is None or n + piece[1] > budget:
+            return carried, size
+        line = piece[2] + "\n"
+    return [(line, n, None), *carried], size + n
 
 
 def chunk_document(document: Document, settings: ChunkingSettings) -> list[Chunk]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from handbook.errors import LoaderError
 from handbook.language import detect_language
@@ -22,6 +23,7 @@ from ingestion.isolation import (
     needs_isolation,
     read_in_child,
 )
+from ingestion.tables import row_line
 
 HEADING_LIMIT = 6
 # A heading is a short line; the ATX pattern is only tried on lines up to this long (on a
@@ -211,13 +213,18 @@ def load_markdown(path: Path, _limits: Limits) -> Loaded:
     from markdown_it import MarkdownIt
 
     text = decode_text(path.read_bytes()).replace("\r\n", "\n")
-    lines = text.split("\n")
+    lines: list[str | None] = list(text.split("\n"))
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     headings: list[tuple[int, int, int, str]] = []  # (start line, end line, level, title)
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:
             inline = tokens[i + 1]
             headings.append((tok.map[0], tok.map[1], int(tok.tag[1]), inline.content.strip()))
+        elif tok.type == "table_open" and tok.map:
+            # The table's lines become header and rows (no |---| line; pipes at both ends).
+            start, end = tok.map
+            rows = _markdown_rows(tokens, i)
+            lines[start:end] = rows + [None] * (end - start - len(rows))
     sections: list[Section] = []
     path_stack: list[tuple[int, str]] = []
     title = ""
@@ -229,10 +236,25 @@ def load_markdown(path: Path, _limits: Limits) -> Loaded:
             if level == 1 and not title:
                 title = heading
         stop = bounds[n + 1][0] if n + 1 < len(bounds) else len(lines)
-        body = "\n".join(lines[end:stop]).strip()
+        body = "\n".join(line for line in lines[end:stop] if line is not None).strip()
         if body:
             sections.append(Section(body, None, tuple(t for _, t in path_stack)))
     return Loaded(title or path.stem, "markdown", sections)
+
+
+def _markdown_rows(tokens: list[Any], start: int) -> list[str]:
+    """The rows of the table whose `table_open` token is at `start`, as table lines."""
+    rows: list[str] = []
+    cells: list[str] = []
+    for tok in tokens[start + 1 :]:
+        if tok.type == "table_close":
+            break
+        if tok.type == "inline":
+            cells.append(tok.content)
+        elif tok.type == "tr_close":
+            rows.append(row_line(cells))
+            cells = []
+    return rows
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -281,7 +303,7 @@ def load_html(path: Path, _limits: Limits) -> Loaded:
         if name == "tr":
             cells = [c.get_text(" ", strip=True) for c in node.find_all(["td", "th"])]
             if any(cells):
-                lines.append(" | ".join(cells))
+                lines.append(row_line(cells))
             continue
         if name in _BLOCKS and not node.find(re.compile(r"^(h[1-6]|table|ul|ol|p)$")):
             text = node.get_text(" ", strip=True)
@@ -341,6 +363,7 @@ def load_docx(path: Path, limits: Limits) -> Loaded:
 
     try:
         import docx
+        import docx.table
     except ImportError:
         raise LoaderError("DOCX support needs python-docx: pip install python-docx") from None
     try:
@@ -370,7 +393,13 @@ def load_docx(path: Path, limits: Limits) -> Loaded:
     # Style names by the paragraph's style id: python-docx's `paragraph.style` scans all
     # styles for the default on every call (2.5 ms a paragraph: minutes for a long document).
     names: dict[str | None, str] = {}
-    for paragraph in document.paragraphs:
+    # Paragraphs and tables in document order: a table stays under its heading.
+    for block in document.iter_inner_content():
+        if isinstance(block, docx.table.Table):
+            rows = [row_line(cell.text for cell in row.cells) for row in block.rows]
+            lines.extend(["", *rows, ""])  # a paragraph of its own: header first
+            continue
+        paragraph = block
         style_id = paragraph._p.style
         if style_id not in names:
             names[style_id] = (paragraph.style.name if paragraph.style is not None else "") or ""
@@ -384,9 +413,6 @@ def load_docx(path: Path, limits: Limits) -> Loaded:
             title = title or paragraph.text.strip()
         elif paragraph.text.strip():
             lines.append(paragraph.text)
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
     flush()
     return Loaded(title or path.stem, "docx", sections)
 

@@ -49,6 +49,8 @@ class FileOutcome:
     embedded: int = 0
     reason: str = ""
     doc_id: str = ""
+    note: str = ""
+    """Said about a file that was read (pages read by OCR, scanned pages left out)."""
 
 
 @dataclass
@@ -147,6 +149,7 @@ class _Pending:
     stale: list[str]
     status: Status
     stored: int = 0
+    note: str = ""
 
 
 class Indexer:
@@ -239,8 +242,12 @@ class Indexer:
         if previous and self._registry.stage_done(doc_id, STAGE_VECTORS, sha):
             return FileOutcome(str(path), Status.UNCHANGED, chunks=previous.chunks, doc_id=doc_id)
         try:
+
+            def on_page(done: int, total: int) -> None:
+                progress.pages_read(str(path), done, total)
+
             document = await asyncio.to_thread(
-                load_document, path, doc_id, sha, self._settings.index
+                load_document, path, doc_id, sha, self._settings.index, on_page
             )
         except LoaderError as exc:
             # A file that was indexed before keeps its old chunks: nothing stored is lost.
@@ -276,6 +283,7 @@ class Indexer:
             todo=todo,
             stale=sorted(stored - {c.id for c in chunks}),
             status=Status.UPDATED if previous else Status.INDEXED,
+            note="; ".join(document.notes),
         )
 
     async def _store_batch(self, batch: list[tuple[_Pending, Chunk]], progress: Progress) -> None:
@@ -312,6 +320,7 @@ class Indexer:
                     chunks=pending.chunks,
                     embedded=len(pending.todo),
                     doc_id=pending.doc_id,
+                    note=pending.note,
                 )
             )
             progress.file_done(pending.path)

@@ -13,3 +13,6 @@ class Progress:
 
     def chunks_done(self, count: int) -> None:
         """This many chunks were embedded and stored."""
+
+    def pages_read(self, path: str, done: int, total: int) -> None:
+        """OCR has read `done` of the `total` scanned pages of `path` (called from a thread)."""
