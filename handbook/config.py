@@ -299,6 +299,11 @@ class IndexSettings(Section):
         "progress (each page read by OCR counts as progress); a slower file (a pathological or "
         "malicious one) is skipped and reported.",
     )
+    pdf_tables: bool = Field(
+        default=True,
+        description="Read ruled tables in PDFs as header and rows (pdfplumber finds the grid); "
+        "costs up to a few hundred ms per page that draws lines.",
+    )
     ocr: Literal["auto", "off", "force"] = Field(
         "auto",
         description="OCR of PDF pages with Tesseract: auto = pages without a usable text layer "

@@ -69,6 +69,9 @@ class ReadLimits(Protocol):
     def read_timeout_s(self) -> float: ...
 
     @property
+    def pdf_tables(self) -> bool: ...
+
+    @property
     def ocr(self) -> OcrMode: ...
 
     @property
@@ -99,6 +102,7 @@ class Limits:
     reader_memory_mb: int
     read_timeout_s: float
     ocr_options: OcrOptions = field(default_factory=OcrOptions)
+    pdf_tables: bool = True
 
     @classmethod
     def of(cls, limits: ReadLimits) -> Limits:
@@ -114,6 +118,7 @@ class Limits:
                 page_timeout_s=limits.ocr_page_timeout_s,
                 workers=limits.ocr_workers,
             ),
+            limits.pdf_tables,
         )
 
     @classmethod

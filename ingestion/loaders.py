@@ -420,7 +420,7 @@ def load_docx(path: Path, limits: Limits) -> Loaded:
 def load_pdf(path: Path, limits: Limits, on_page: PageProgress | None = None) -> Loaded:
     from ingestion.pdf import read_pdf
 
-    title, sections, notes = read_pdf(path, limits.ocr_options, on_page)
+    title, sections, notes = read_pdf(path, limits.ocr_options, on_page, tables=limits.pdf_tables)
     return Loaded(title, "pdf", sections, notes)
 
 

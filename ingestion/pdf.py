@@ -14,6 +14,7 @@ become header and rows (ingestion/tables.py).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import threading
 import time
@@ -118,17 +119,19 @@ def strip_running_lines(sections: list[Section], edge: int = 2) -> list[Section]
         return sections
     cleaned = []
     for section in sections:
-        lines = [line for line in section.text.split("\n") if line.strip()]
+        every = section.text.split("\n")
+        filled = [i for i, line in enumerate(every) if line.strip()]  # blank lines stay
+        lines = [every[i] for i in filled]
         if len(lines) <= 2 * edge:
             cleaned.append(section)
             continue
         drop = {
-            pos if pos >= 0 else len(lines) + pos
+            filled[pos if pos >= 0 else len(lines) + pos]
             for pos, key in _edges(lines, edge)
             if (pos, key) in running
         }
-        kept = [line for i, line in enumerate(lines) if i not in drop]
-        cleaned.append(dataclasses.replace(section, text="\n".join(kept)))
+        kept = "\n".join(line for i, line in enumerate(every) if i not in drop)
+        cleaned.append(dataclasses.replace(section, text=kept.strip()))
     return cleaned
 
 
@@ -136,15 +139,17 @@ def read_pdf(
     path: Path,
     ocr: OcrOptions | None = None,
     on_page: Callable[[int, int], None] | None = None,
+    *,
+    tables: bool = True,
 ) -> tuple[str, list[Section], tuple[str, ...]]:
     """(title, sections, notes): one section per physical page; `on_page(done, total)` hears
-    of each page read by OCR."""
+    of each page read by OCR; with `tables`, ruled tables become header and rows."""
     with _LOCK:
-        return _read(path, ocr or OcrOptions(), on_page)
+        return _read(path, ocr or OcrOptions(), on_page, tables=tables)
 
 
 def _read(
-    path: Path, ocr: OcrOptions, on_page: Callable[[int, int], None] | None
+    path: Path, ocr: OcrOptions, on_page: Callable[[int, int], None] | None, *, tables: bool
 ) -> tuple[str, list[Section], tuple[str, ...]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
@@ -167,6 +172,7 @@ def _read(
         sections: list[Section] = []
         heading: tuple[str, ...] = ()
         scanned: list[int] = []  # page indexes to read by OCR
+        ruled: list[int] = []  # page indexes that draw lines: tables are looked for there
         for index in range(len(pdf)):
             page = pdf[index]
             try:
@@ -179,10 +185,14 @@ def _read(
                     ocr.mode == "auto" and letters(text) < MIN_LETTERS and _has_image(page)
                 ):
                     scanned.append(index)
+                elif tables and _draws_lines(page):
+                    ruled.append(index)
             finally:
                 page.close()
             heading = outline.get(index, heading)
             sections.append(Section(text, index + 1, heading))
+        if ruled:
+            _read_tables(path, pdf, sections, ruled)
         notes = _run_ocr(pdf, sections, scanned, ocr, on_page)
         sections = strip_running_lines(sections)
         if ocr.mode == "off" and not any(s.text for s in sections) and _has_image(pdf[0]):
@@ -203,6 +213,64 @@ def _has_image(page: Any) -> bool:
     import pypdfium2.raw as pdfium_c
 
     return any(True for _ in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+
+def _draws_lines(page: Any) -> bool:
+    import pypdfium2.raw as pdfium_c
+
+    paths = page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_PATH,), max_depth=2)
+    return sum(1 for _ in itertools.islice(paths, 3)) >= 3
+
+
+def _read_tables(path: Path, pdf: Any, sections: list[Section], ruled: list[int]) -> None:
+    """Rewrite the text of the `ruled` pages that hold tables (ingestion/tables.py)."""
+    import pdfplumber
+
+    try:
+        plumber = pdfplumber.open(str(path))
+    except Exception:  # pdfminer fails on some files PDFium reads: keep the plain text
+        return
+    with plumber:
+        for index in ruled:
+            page = pdf[index]
+            try:
+                text = _with_tables(plumber.pages[index], page)
+            except Exception:  # a pdfminer/pdfplumber failure on one page: keep its text
+                text = None
+            finally:
+                page.close()
+            if text is not None:
+                sections[index] = dataclasses.replace(sections[index], text=text)
+
+
+def _with_tables(plumber_page: Any, page: Any) -> str | None:
+    """The page's text with its tables as header and rows: the text above, beside and below
+    each table from PDFium; None when the page holds no table."""
+    from ingestion.tables import pdf_page_tables
+
+    height, width = page.get_height(), page.get_width()
+    textpage = page.get_textpage()
+    try:
+
+        def text(x0: float, top: float, x1: float, bottom: float) -> str:
+            # pdfplumber measures from the top, PDFium from the bottom.
+            raw = textpage.get_text_bounded(x0, height - bottom, x1, height - top)
+            return clean_page_text(raw)
+
+        found = pdf_page_tables(plumber_page, lambda box: text(*box))
+        if not found:
+            return None
+        parts: list[str] = []
+        y = 0.0
+        for (x0, top, x1, bottom), lines in found:
+            parts.append(text(0, y, width, top))
+            parts.append("\n".join(lines))
+            parts += [text(0, top, x0, bottom), text(x1, top, width, bottom)]
+            y = bottom
+        parts.append(text(0, y, width, height))
+        return "\n\n".join(part for part in parts if part.strip())
+    finally:
+        textpage.close()
 
 
 def _run_ocr(

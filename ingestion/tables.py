@@ -11,7 +11,8 @@ table (ingestion/chunking.py), so a row is never cited without the names of its 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 _ROW = re.compile(r"^\| .* \|$")
 
@@ -58,3 +59,68 @@ def headers(text: str) -> list[str | None]:
         else:
             result.append(header)
     return result
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+Box = tuple[float, float, float, float]
+"""x0, top, x1, bottom in PDF points from the page's top left (pdfplumber's coordinates)."""
+CellText = Callable[[Box], str]
+MAX_ROW_PT = 80.0
+"""A ruled row taller than this (about six lines of text) is a column of unruled rows."""
+
+
+def pdf_page_tables(page: Any, cell_text: CellText) -> list[tuple[Box, list[str]]]:
+    """(region, table lines) of the ruled tables on a pdfplumber page, top to bottom.
+
+    pdfplumber finds the grid from the drawn rules (its `lines` strategy). Manuals often leave
+    out the outer vertical rules: a grid is widened to the ends of the horizontal rules that
+    cross it and read again with vertical rules there. The text of each cell comes from
+    `cell_text` (PDFium, which keeps word spaces that pdfplumber's own text loses on tightly
+    set PDFs). A grid of one column (a framed code listing) is not a table; a table whose
+    columns are not ruled stays running text.
+    """
+    found: list[tuple[Box, list[str]]] = []
+    rules = [e for e in page.edges if e["orientation"] == "h" and e["x1"] - e["x0"] > 20]
+    for table in page.find_tables():
+        x0, top, x1, bottom = table.bbox
+        for rule in rules:
+            if top - 2 <= rule["top"] <= bottom + 2 and rule["x0"] < x1 and rule["x1"] > x0:
+                x0, x1 = min(x0, rule["x0"]), max(x1, rule["x1"])
+        box = (x0, top, x1, bottom)
+        if any(_overlap(box, other) for other, _ in found):
+            continue
+        if (x0, x1) != (table.bbox[0], table.bbox[2]):
+            region = page.crop(
+                (max(x0 - 1, 0), max(top - 1, 0), min(x1 + 1, page.width), bottom + 1)
+            )
+            widened = region.find_tables({"explicit_vertical_lines": [x0, x1]})
+            table = max(widened, key=lambda t: len(t.cells), default=table)
+        if any(row.bbox[3] - row.bbox[1] > MAX_ROW_PT for row in table.rows):
+            continue  # rows are not ruled: one "row" holds many lines of text
+        rows = [
+            [cell_text(cell) if cell is not None else "" for cell in row.cells]
+            for row in table.rows
+        ]
+        lines = _rows_to_lines(rows)
+        if lines:
+            found.append((box, lines))
+    return sorted(found, key=lambda item: item[0][1])
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _rows_to_lines(rows: list[list[str]]) -> list[str]:
+    """Header and rows; leading rows with one filled cell (a title over the table) become a
+    plain line before it. [] when it is not a table (one column, or a header alone)."""
+    cells = [[" ".join(c.split()) for c in row] for row in rows]
+    cells = [row for row in cells if any(row)]
+    titles: list[str] = []
+    while cells and len(cells[0]) > 1 and sum(1 for c in cells[0] if c) == 1:
+        titles.append(next(c for c in cells[0] if c))
+        cells.pop(0)
+    if len(cells) < 2 or max(sum(1 for c in row if c) for row in cells) < 2:
+        return []
+    return titles + table_lines(cells)
