@@ -103,12 +103,15 @@ def words_missed(reference: str, hypothesis: str) -> float:
 
 
 def run_ocr(
-    scan_pdf: Path, dpi: int, languages: tuple[str, ...], workers: int, omp: str
+    scan_pdf: Path, dpi: int, languages: tuple[str, ...], workers: int, omp: str, *, detect: bool
 ) -> tuple[list[str], float]:
-    """(text per page, seconds) for one candidate setting, through Handbook's own OCR code."""
+    """(text per page, seconds) for one candidate setting, through Handbook's own OCR code:
+    `ocr_pages` (the first page decides the language) or `recognise` on every page."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import pypdfium2 as pdfium
 
-    from ingestion.ocr import OcrOptions, ocr_pages
+    from ingestion.ocr import OcrOptions, ocr_pages, recognise
     from ingestion.pdf import clean_page_text
 
     os.environ["OMP_THREAD_LIMIT"] = omp
@@ -119,15 +122,38 @@ def run_ocr(
         return pdf[index].render(scale=dpi / 72, grayscale=True).to_pil()
 
     start = time.perf_counter()
-    texts = [clean_page_text(t) for _, t in ocr_pages(render, list(range(len(pdf))), options)]
-    return texts, time.perf_counter() - start
+    pages = list(range(len(pdf)))
+    if detect:
+        texts = [t for _, t, _ in ocr_pages(render, pages, options)]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(recognise, render(i), "+".join(languages), options) for i in pages
+            ]
+            texts = [f.result() for f in futures]
+    return [clean_page_text(t) for t in texts], time.perf_counter() - start
 
 
-CANDIDATES = {  # name -> (render dpi, languages ("page" = the page's own), processes, OMP threads)
-    "deu+eng, 300 dpi, 2 processes x 1 thread (default)": (300, ("deu", "eng"), 2, "1"),
-    "deu+eng, 200 dpi, 2 processes x 1 thread": (200, ("deu", "eng"), 2, "1"),
-    "page's language only, 300 dpi, 2 x 1": (300, ("page",), 2, "1"),
-    "deu+eng, 300 dpi, 1 process x 2 OpenMP threads": (300, ("deu", "eng"), 1, "2"),
+# name -> (render dpi, languages ("page" = the page's own), processes, OMP threads, first page
+# decides the language)
+CANDIDATES = {
+    "deu+eng, first page decides, 300 dpi, 2 processes x 1 thread (default)": (
+        300,
+        ("deu", "eng"),
+        2,
+        "1",
+        True,
+    ),
+    "deu+eng on every page, 300 dpi, 2 x 1": (300, ("deu", "eng"), 2, "1", False),
+    "deu+eng on every page, 200 dpi, 2 x 1": (200, ("deu", "eng"), 2, "1", False),
+    "the page's language only, 300 dpi, 2 x 1": (300, ("page",), 2, "1", False),
+    "deu+eng on every page, 300 dpi, 1 process x 2 OpenMP threads": (
+        300,
+        ("deu", "eng"),
+        1,
+        "2",
+        False,
+    ),
 }
 
 
@@ -185,10 +211,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     names = list(CANDIDATES) if args.candidates == "all" else list(CANDIDATES)[:1]
     for name in names:
-        dpi, languages, workers, omp = CANDIDATES[name]
+        dpi, languages, workers, omp, detect = CANDIDATES[name]
         for lang, pages in chosen.items():
             langs = (TESSERACT_LANG[lang],) if languages == ("page",) else languages
-            texts, seconds = run_ocr(work / f"{lang}-scan.pdf", dpi, langs, workers, omp)
+            texts, seconds = run_ocr(
+                work / f"{lang}-scan.pdf", dpi, langs, workers, omp, detect=detect
+            )
             pairs = list(zip([ref for _, ref in pages], texts, strict=True))
             rates = sorted(cer(ref, hyp) for ref, hyp in pairs)
             missed = sum(words_missed(ref, hyp) for ref, hyp in pairs) / len(pairs)

@@ -115,35 +115,52 @@ def _paragraphs(text: str) -> str:
     return re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
 
 
+_DETECTED = {"de": "deu", "en": "eng"}  # handbook.language's codes -> Tesseract's models
+
+
 def ocr_pages(
     render: Callable[[int], Any],
     pages: list[int],
     options: OcrOptions,
     on_page: Callable[[int, int], None] | None = None,
-) -> Iterator[tuple[int, str]]:
-    """(page index, text) for `pages` in order. `render(index)` gives the page image (called
-    in this thread, one at a time); Tesseract runs in up to `workers` processes at once."""
+) -> Iterator[tuple[int, str, str]]:
+    """(page index, text, Tesseract languages used) for `pages` in order. `render(index)` gives
+    the page image (called in this thread, one at a time); Tesseract runs in up to `workers`
+    processes at once.
+
+    Each language model that Tesseract loads doubles its time (bench/README.md): the first page
+    is read with all configured languages, the rest with the language found on it alone (a
+    German manual's English table is still read well by the German model).
+    """
     if not pages:
         return
     languages = usable_languages(options)
     workers = options.workers or os.cpu_count() or 1
+    first = recognise(render(pages[0]), languages, options)
+    if on_page is not None:
+        on_page(1, len(pages))
+    yield pages[0], first, languages
+    if "+" in languages and letters(first) >= 200:
+        from handbook.language import detect_language
+
+        found = _DETECTED.get(detect_language(first))
+        languages = found if found in languages.split("+") else languages
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: list[tuple[int, Future[str]]] = []
-        done = 0
-        todo = iter(pages)
-        for index in todo:
+        done = 1
+        for index in pages[1:]:
             pending.append((index, pool.submit(recognise, render(index), languages, options)))
             if len(pending) < 2 * workers:  # a few images ahead, not the whole file in memory
                 continue
-            first, future = pending.pop(0)
+            ready, future = pending.pop(0)
             done += 1
             text = future.result()
             if on_page is not None:
                 on_page(done, len(pages))
-            yield first, text
-        for index, future in pending:
+            yield ready, text, languages
+        for ready, future in pending:
             done += 1
             text = future.result()
             if on_page is not None:
                 on_page(done, len(pages))
-            yield index, text
+            yield ready, text, languages

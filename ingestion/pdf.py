@@ -25,7 +25,7 @@ from typing import Any
 
 from handbook.errors import LoaderError
 from handbook.types import Section
-from ingestion.ocr import OcrOptions, OcrUnavailable, letters, ocr_pages, usable_languages
+from ingestion.ocr import OcrOptions, OcrUnavailable, letters, ocr_pages
 
 _LOCK = threading.Lock()
 _LIGATURES = str.maketrans(
@@ -257,7 +257,12 @@ def _with_tables(plumber_page: Any, page: Any) -> str | None:
             raw = textpage.get_text_bounded(x0, height - bottom, x1, height - top)
             return clean_page_text(raw)
 
-        found = pdf_page_tables(plumber_page, lambda box: text(*box))
+        def cell(box: tuple[float, float, float, float]) -> str:
+            # Inside the rules: an accent reaching over a rule belongs to the next row.
+            x0, top, x1, bottom = box
+            return text(x0 + 0.5, top + 1.5, x1 - 0.5, bottom - 1.5)
+
+        found = pdf_page_tables(plumber_page, cell)
         if not found:
             return None
         parts: list[str] = []
@@ -292,12 +297,13 @@ def _run_ocr(
             page.close()
 
     start = time.monotonic()
+    used: dict[str, int] = {}
     try:
-        languages = usable_languages(ocr)
-        for index, text in ocr_pages(render, scanned, ocr, on_page):
+        for index, text, languages in ocr_pages(render, scanned, ocr, on_page):
             sections[index] = dataclasses.replace(
                 sections[index], text=clean_page_text(text), ocr=True
             )
+            used[languages] = used.get(languages, 0) + 1
     except OcrUnavailable as exc:
         if not any(s.text for i, s in enumerate(sections) if i not in set(scanned)):
             raise LoaderError(f"it is scanned (pages without text) and {exc}") from None
@@ -305,7 +311,7 @@ def _run_ocr(
         return (f"{len(scanned)} scanned page(s) not read: {exc}",)
     seconds = time.monotonic() - start
     return (
-        f"OCR {len(scanned)}/{len(sections)} pages ({languages}), "
+        f"OCR {len(scanned)}/{len(sections)} pages ({max(used, key=used.__getitem__)}), "
         f"{len(scanned) / max(seconds, 1e-6):.1f} pages/s",
     )
 

@@ -74,29 +74,24 @@ def pdf_page_tables(page: Any, cell_text: CellText) -> list[tuple[Box, list[str]
     """(region, table lines) of the ruled tables on a pdfplumber page, top to bottom.
 
     pdfplumber finds the grid from the drawn rules (its `lines` strategy). Manuals often leave
-    out the outer vertical rules: a grid is widened to the ends of the horizontal rules that
-    cross it and read again with vertical rules there. The text of each cell comes from
-    `cell_text` (PDFium, which keeps word spaces that pdfplumber's own text loses on tightly
-    set PDFs). A grid of one column (a framed code listing) is not a table; a table whose
-    columns are not ruled stays running text.
+    out the outer vertical rules, or have a single rule between two columns: a table is also
+    looked for where horizontal rules of the same width stack up, and every region is read
+    with vertical rules added at the ends of its horizontal ones. The text of each cell comes
+    from `cell_text` (PDFium, which keeps word spaces that pdfplumber's own text loses on
+    tightly set PDFs). A grid of one column (a framed code listing) is not a table; a table
+    whose columns or rows are not ruled stays running text.
     """
-    found: list[tuple[Box, list[str]]] = []
     rules = [e for e in page.edges if e["orientation"] == "h" and e["x1"] - e["x0"] > 20]
-    for table in page.find_tables():
-        x0, top, x1, bottom = table.bbox
-        for rule in rules:
-            if top - 2 <= rule["top"] <= bottom + 2 and rule["x0"] < x1 and rule["x1"] > x0:
-                x0, x1 = min(x0, rule["x0"]), max(x1, rule["x1"])
-        box = (x0, top, x1, bottom)
+    regions = [_widen(table.bbox, rules) for table in page.find_tables()] + _stacks(rules)
+    found: list[tuple[Box, list[str]]] = []
+    for box in regions:
         if any(_overlap(box, other) for other, _ in found):
             continue
-        if (x0, x1) != (table.bbox[0], table.bbox[2]):
-            region = page.crop(
-                (max(x0 - 1, 0), max(top - 1, 0), min(x1 + 1, page.width), bottom + 1)
-            )
-            widened = region.find_tables({"explicit_vertical_lines": [x0, x1]})
-            table = max(widened, key=lambda t: len(t.cells), default=table)
-        if any(row.bbox[3] - row.bbox[1] > MAX_ROW_PT for row in table.rows):
+        x0, top, x1, bottom = box
+        region = page.crop((max(x0 - 1, 0), max(top - 1, 0), min(x1 + 1, page.width), bottom + 1))
+        grids = region.find_tables({"explicit_vertical_lines": [x0, x1]})
+        table = max(grids, key=lambda t: len(t.cells), default=None)
+        if table is None or any(row.bbox[3] - row.bbox[1] > MAX_ROW_PT for row in table.rows):
             continue  # rows are not ruled: one "row" holds many lines of text
         rows = [
             [cell_text(cell) if cell is not None else "" for cell in row.cells]
@@ -106,6 +101,48 @@ def pdf_page_tables(page: Any, cell_text: CellText) -> list[tuple[Box, list[str]
         if lines:
             found.append((box, lines))
     return sorted(found, key=lambda item: item[0][1])
+
+
+def _widen(box: Box, rules: list[dict[str, Any]]) -> Box:
+    """`box` widened to the ends of the horizontal rules that cross it."""
+    x0, top, x1, bottom = box
+    for rule in rules:
+        if top - 2 <= rule["top"] <= bottom + 2 and rule["x0"] < x1 and rule["x1"] > x0:
+            x0, x1 = min(x0, rule["x0"]), max(x1, rule["x1"])
+    return (x0, top, x1, bottom)
+
+
+def _stacks(rules: list[dict[str, Any]]) -> list[Box]:
+    """Regions where 3+ horizontal rules of the same extent follow each other closely (a
+    table ruled between rows, with few or no vertical rules)."""
+    regions: list[Box] = []
+    groups: dict[tuple[int, int], list[float]] = {}
+    for x0, x1, top in _joined(rules):
+        groups.setdefault((round(x0 / 2), round(x1 / 2)), []).append(top)
+    for (left, right), tops in groups.items():
+        tops = sorted(set(round(t, 1) for t in tops))
+        run = [tops[0]]
+        for top in [*tops[1:], float("inf")]:
+            if top - run[-1] <= MAX_ROW_PT:
+                run.append(top)
+                continue
+            if len(run) >= 3:
+                regions.append((left * 2.0, run[0], right * 2.0, run[-1]))
+            run = [top]
+    return regions
+
+
+def _joined(rules: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+    """(x0, x1, top) of the horizontal rules, pieces that meet on one line joined (a rule is
+    often drawn cell by cell)."""
+    joined: list[list[float]] = []
+    for rule in sorted(rules, key=lambda r: (round(r["top"], 1), r["x0"])):
+        last = joined[-1] if joined else None
+        if last and abs(last[2] - rule["top"]) < 0.5 and rule["x0"] <= last[1] + 2:
+            last[1] = max(last[1], rule["x1"])
+        else:
+            joined.append([rule["x0"], rule["x1"], rule["top"]])
+    return [(x0, x1, top) for x0, x1, top in joined]
 
 
 def _overlap(a: Box, b: Box) -> bool:
