@@ -140,7 +140,7 @@ def ocr_pages(
     if on_page is not None:
         on_page(1, len(pages))
     yield pages[0], first, languages
-    if "+" in languages and letters(first) >= 200:
+    if "+" in languages and letters(first) >= 50:
         from handbook.language import detect_language
 
         found = _DETECTED.get(detect_language(first))

@@ -73,3 +73,46 @@ def table_pdf(
                 cells.cell(cell)
     pdf.output(str(path))
     return path
+
+
+def open_sided_table_pdf(path: Path, rows: Sequence[Sequence[str]], before: str = "") -> Path:
+    """A table ruled as the Debian Reference and many manuals rule theirs: a rule under every
+    row and between the columns, none at the outer sides; each rule drawn cell by cell."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    pdf.add_page()
+    if before:
+        pdf.multi_cell(0, 6, before)
+        pdf.ln(4)
+    left, width, height = pdf.l_margin, 60.0, 8.0
+    top = pdf.get_y()
+    for r, row in enumerate(rows):
+        y = top + r * height
+        for c, cell in enumerate(row):
+            x = left + c * width
+            pdf.line(x, y, x + width, y)
+            pdf.line(x, y + height, x + width, y + height)
+            if c:
+                pdf.line(x, y, x, y + height)
+            pdf.set_xy(x + 1, y + 1)
+            pdf.cell(width - 2, height - 2, cell)
+    pdf.set_xy(left, top + len(rows) * height + 6)
+    pdf.multi_cell(0, 6, "Text below the table.")
+    pdf.output(str(path))
+    return path
+
+
+def framed_listing_pdf(path: Path, lines: Sequence[str]) -> Path:
+    """A code listing in a ruled frame: one column, not a table."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("courier", size=10)
+    pdf.add_page()
+    with pdf.table(first_row_as_headings=False) as table:
+        for line in lines:
+            table.row().cell(line)
+    pdf.output(str(path))
+    return path
