@@ -173,6 +173,7 @@ class Reader:
         self._limits = limits
         self._process: subprocess.Popen[bytes] | None = None
         self._errors: IO[bytes] | None = None  # its stderr (a pipe could fill and block it)
+        self._rest = bytearray()  # read from its stdout past the last line
         self._lock = threading.Lock()
 
     def read(self, path: Path, on_page: PageProgress | None = None) -> dict[str, Any]:
@@ -204,6 +205,7 @@ class Reader:
         )
         if self._errors is not None:
             self._errors.close()
+        self._rest.clear()
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115  # closed in close() or the next _start()
         return subprocess.Popen(
             [sys.executable, "-c", code, json.dumps(asdict(self._limits))],
@@ -225,7 +227,7 @@ class Reader:
             process.wait()
             raise _Retry() from None
         while True:  # progress lines, then the reply
-            reply = _read_line(process.stdout, self._limits.read_timeout_s)
+            reply = _read_line(process.stdout, self._limits.read_timeout_s, self._rest)
             if not reply or not reply.startswith(b'{"progress"'):
                 break
             if on_page is not None:
@@ -283,21 +285,24 @@ class _Retry(Exception):
     """The child died of memory or had stopped: try again in a fresh one."""
 
 
-def _read_line(stream: IO[bytes], timeout_s: float) -> bytes | None:
-    """One line from the child (b"" when it ended without one), None after `timeout_s`."""
+def _read_line(stream: IO[bytes], timeout_s: float, rest: bytearray) -> bytes | None:
+    """One line from the child (b"" when it ended without one), None after `timeout_s`.
+    `rest` keeps what was read past that line (progress lines come in bursts)."""
     deadline = time.monotonic() + timeout_s
     fd = stream.fileno()
-    pieces: list[bytes] = []
-    while True:
+    while b"\n" not in rest:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
             return None
         piece = os.read(fd, 1 << 20)
         if not piece:
+            rest.clear()
             return b""
-        pieces.append(piece)
-        if piece.endswith(b"\n"):
-            return b"".join(pieces)
+        rest += piece
+    end = rest.index(b"\n") + 1
+    line = bytes(rest[:end])
+    del rest[:end]
+    return line
 
 
 _READERS: dict[Limits, Reader] = {}  # one per limits, for the life of the process

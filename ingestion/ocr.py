@@ -116,6 +116,7 @@ def _paragraphs(text: str) -> str:
 
 
 _DETECTED = {"de": "deu", "en": "eng"}  # handbook.language's codes -> Tesseract's models
+DECIDE_WITHIN = 3
 
 
 def ocr_pages(
@@ -129,26 +130,31 @@ def ocr_pages(
     processes at once.
 
     Each language model that Tesseract loads doubles its time (bench/README.md): the first page
-    is read with all configured languages, the rest with the language found on it alone (a
-    German manual's English table is still read well by the German model).
+    with enough text is read with all configured languages, the rest with the language found
+    on it alone (a German manual's English table is still read well by the German model).
     """
     if not pages:
         return
     languages = usable_languages(options)
     workers = options.workers or os.cpu_count() or 1
-    first = recognise(render(pages[0]), languages, options)
-    if on_page is not None:
-        on_page(1, len(pages))
-    yield pages[0], first, languages
-    if "+" in languages and letters(first) >= 50:
-        from handbook.language import detect_language
+    done = 0
+    # Read one page at a time with all languages until one holds enough text to tell its
+    # language (a cover page may not), at most DECIDE_WITHIN pages.
+    while done < len(pages) and "+" in languages and done < DECIDE_WITHIN:
+        text = recognise(render(pages[done]), languages, options)
+        done += 1
+        if on_page is not None:
+            on_page(done, len(pages))
+        yield pages[done - 1], text, languages
+        if letters(text) >= 50:
+            from handbook.language import detect_language
 
-        found = _DETECTED.get(detect_language(first))
-        languages = found if found in languages.split("+") else languages
+            found = _DETECTED.get(detect_language(text))
+            languages = found if found in languages.split("+") else languages
+            break
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: list[tuple[int, Future[str]]] = []
-        done = 1
-        for index in pages[1:]:
+        for index in pages[done:]:
             pending.append((index, pool.submit(recognise, render(index), languages, options)))
             if len(pending) < 2 * workers:  # a few images ahead, not the whole file in memory
                 continue

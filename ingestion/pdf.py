@@ -297,13 +297,13 @@ def _run_ocr(
             page.close()
 
     start = time.monotonic()
-    used: dict[str, int] = {}
+    used = ""  # the languages the pages were read in (after the first pages: the document's)
     try:
         for index, text, languages in ocr_pages(render, scanned, ocr, on_page):
             sections[index] = dataclasses.replace(
                 sections[index], text=clean_page_text(text), ocr=True
             )
-            used[languages] = used.get(languages, 0) + 1
+            used = languages
     except OcrUnavailable as exc:
         if not any(s.text for i, s in enumerate(sections) if i not in set(scanned)):
             raise LoaderError(f"it is scanned (pages without text) and {exc}") from None
@@ -311,7 +311,7 @@ def _run_ocr(
         return (f"{len(scanned)} scanned page(s) not read: {exc}",)
     seconds = time.monotonic() - start
     return (
-        f"OCR {len(scanned)}/{len(sections)} pages ({max(used, key=used.__getitem__)}), "
+        f"OCR {len(scanned)}/{len(sections)} pages ({used}), "
         f"{len(scanned) / max(seconds, 1e-6):.1f} pages/s",
     )
 

@@ -81,7 +81,8 @@ def pdf_page_tables(page: Any, cell_text: CellText) -> list[tuple[Box, list[str]
     tightly set PDFs). A grid of one column (a framed code listing) is not a table; a table
     whose columns or rows are not ruled stays running text.
     """
-    rules = [e for e in page.edges if e["orientation"] == "h" and e["x1"] - e["x0"] > 20]
+    rules = _joined([e for e in page.edges if e["orientation"] == "h"])
+    rules = [(x0, x1, top) for x0, x1, top in rules if x1 - x0 > 20]
     regions = [_widen(table.bbox, rules) for table in page.find_tables()] + _stacks(rules)
     found: list[tuple[Box, list[str]]] = []
     for box in regions:
@@ -103,21 +104,21 @@ def pdf_page_tables(page: Any, cell_text: CellText) -> list[tuple[Box, list[str]
     return sorted(found, key=lambda item: item[0][1])
 
 
-def _widen(box: Box, rules: list[dict[str, Any]]) -> Box:
-    """`box` widened to the ends of the horizontal rules that cross it."""
+def _widen(box: Box, rules: list[tuple[float, float, float]]) -> Box:
+    """`box` widened to the ends of the (joined) horizontal rules that cross it."""
     x0, top, x1, bottom = box
-    for rule in rules:
-        if top - 2 <= rule["top"] <= bottom + 2 and rule["x0"] < x1 and rule["x1"] > x0:
-            x0, x1 = min(x0, rule["x0"]), max(x1, rule["x1"])
+    for left, right, y in rules:
+        if top - 2 <= y <= bottom + 2 and left <= x1 and right >= x0:
+            x0, x1 = min(x0, left), max(x1, right)
     return (x0, top, x1, bottom)
 
 
-def _stacks(rules: list[dict[str, Any]]) -> list[Box]:
+def _stacks(rules: list[tuple[float, float, float]]) -> list[Box]:
     """Regions where 3+ horizontal rules of the same extent follow each other closely (a
     table ruled between rows, with few or no vertical rules)."""
     regions: list[Box] = []
     groups: dict[tuple[int, int], list[float]] = {}
-    for x0, x1, top in _joined(rules):
+    for x0, x1, top in rules:
         groups.setdefault((round(x0 / 2), round(x1 / 2)), []).append(top)
     for (left, right), tops in groups.items():
         tops = sorted(set(round(t, 1) for t in tops))

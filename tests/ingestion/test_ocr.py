@@ -70,7 +70,7 @@ def test_ocr_force_reads_text_pages_too_and_off_refuses_a_scan(
     assert "DOT 4" in words(forced.sections[2].text)
     scanned = scan(german_pdf, tmp_path / "scan.pdf", scanned={1})
     one_page = text_pdf(tmp_path / "one.pdf", GERMAN[:1])
-    with pytest.raises(LoaderError, match="index.ocr is off; set it to auto"):
+    with pytest.raises(LoaderError, match=r"index\.ocr is off; set it to auto"):
         load_document(scan(one_page, tmp_path / "one_scan.pdf"), "d", "s", IndexSettings(ocr="off"))
     kept = load_document(scanned, "d", "s", IndexSettings(ocr="off"))
     assert [s.page for s in kept.sections] == [2, 3]
