@@ -172,6 +172,7 @@ def _read(
         sections: list[Section] = []
         heading: tuple[str, ...] = ()
         scanned: list[int] = []  # page indexes to read by OCR
+        oversized: list[int] = []  # pages whose image is too large to render for OCR
         ruled: list[int] = []  # page indexes that draw lines: tables are looked for there
         for index in range(len(pdf)):
             page = pdf[index]
@@ -181,9 +182,10 @@ def _read(
                     text = clean_page_text(textpage.get_text_range())
                 finally:
                     textpage.close()
-                if ocr.mode == "force" or (
-                    ocr.mode == "auto" and letters(text) < MIN_LETTERS and _has_image(page)
-                ):
+                pixels = _image_pixels(page) if ocr.mode != "off" else 0
+                if pixels > MAX_SCAN_PIXELS:
+                    oversized.append(index + 1)
+                elif ocr.mode == "force" or (letters(text) < MIN_LETTERS and pixels):
                     scanned.append(index)
                 elif tables and _draws_lines(page):
                     ruled.append(index)
@@ -194,6 +196,11 @@ def _read(
         if ruled:
             _read_tables(path, pdf, sections, ruled)
         notes = _run_ocr(pdf, sections, scanned, ocr, on_page)
+        if oversized:
+            notes += (
+                f"page(s) {', '.join(map(str, oversized[:10]))} not read by OCR: an image of "
+                f"over {MAX_SCAN_PIXELS // 1_000_000} megapixels (a decompression bomb?)",
+            )
         sections = strip_running_lines(sections)
         if ocr.mode == "off" and not any(s.text for s in sections) and _has_image(pdf[0]):
             raise LoaderError(
@@ -209,10 +216,29 @@ MIN_LETTERS = 20
 image is read by OCR."""
 
 
+MAX_SCAN_PIXELS = 100_000_000
+"""A page image larger than this is not rendered for OCR: an A3 page scanned at 600 dpi has 70
+megapixels, and rendering decodes the whole image (a crafted 2 MB PDF can hold gigapixels)."""
+
+
 def _has_image(page: Any) -> bool:
     import pypdfium2.raw as pdfium_c
 
     return any(True for _ in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+
+def _image_pixels(page: Any) -> int:
+    """Pixels of the page's largest image, from its header (nothing is decoded); 0: none."""
+    import pypdfium2.raw as pdfium_c
+
+    largest = 0
+    for image in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2):
+        try:
+            width, height = image.get_px_size()
+        except Exception:  # an image whose header PDFium cannot read: count it, unknown size
+            width, height = 1, 1
+        largest = max(largest, width * height)
+    return largest
 
 
 def _draws_lines(page: Any) -> bool:
