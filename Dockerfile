@@ -5,6 +5,11 @@ FROM python:3.11-slim
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HANDBOOK_HOME=/data HF_HOME=/cache/huggingface
 
+# Tesseract with its German and English models: OCR of scanned PDF pages.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY handbook handbook
