@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from handbook.config_api import ApiSettings as ApiSettings
+from handbook.config_base import Section
+from handbook.config_index import IndexSettings as IndexSettings
 from handbook.errors import ConfigError
 from handbook.types import Task
 
@@ -27,10 +30,6 @@ CONFIG_FILE_NAME = "handbook.yaml"
 class Profile(StrEnum):
     OFFLINE = "offline"
     PRODUCTION = "production"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EmbedderSettings(Section):
@@ -271,120 +270,6 @@ class FinetuneSettings(Section):
     )
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cuda, mps, cpu.")
     seed: int = Field(42, description="Seed for the split, initialisation and data order.")
-
-
-class IndexSettings(Section):
-    max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped and reported.")
-    extensions: tuple[str, ...] = Field(
-        (".pdf", ".html", ".htm", ".md", ".markdown", ".txt", ".docx"),
-        description="File types that are indexed.",
-    )
-    max_unpacked_mb: float = Field(
-        256.0,
-        gt=0,
-        description="A DOCX whose parts unpack to more than this is skipped and reported (a zip "
-        "bomb: a few hundred KB can unpack to gigabytes). Raise it for a genuine huge document.",
-    )
-    reader_memory_mb: int = Field(
-        1024,
-        ge=256,
-        description="PDF and DOCX files, and other files over 256 KB, are read in a child process "
-        "limited to this much memory (a crafted 30 KB PDF can take PDFium gigabytes); a file "
-        "that needs more is skipped and reported.",
-    )
-    read_timeout_s: float = Field(
-        300.0,
-        gt=0,
-        description="Reading one file in that child process may take this long without "
-        "progress (each page read by OCR counts as progress); a slower file (a pathological or "
-        "malicious one) is skipped and reported.",
-    )
-    pdf_tables: bool = Field(
-        default=True,
-        description="Read ruled tables in PDFs as header and rows (pdfplumber finds the grid); "
-        "costs up to a few hundred ms per page that draws lines.",
-    )
-    ocr: Literal["auto", "off", "force"] = Field(
-        "auto",
-        description="OCR of PDF pages with Tesseract: auto = pages without a usable text layer "
-        "that show an image (scans), force = every page, off = never (scanned pages are "
-        "skipped).",
-    )
-    ocr_languages: tuple[str, ...] = Field(
-        ("deu", "eng"),
-        description="Tesseract language models used together (e.g. deu, eng, fra); each needs "
-        "its package tesseract-ocr-LANG. Those not installed are left out.",
-    )
-    ocr_dpi: int = Field(
-        300, ge=72, le=600, description="Resolution at which a page is rendered for OCR."
-    )
-    ocr_command: str = Field(
-        "tesseract", description="The Tesseract program (a name on PATH or a full path)."
-    )
-    ocr_page_timeout_s: float = Field(
-        120.0, gt=0, description="OCR of one page may take this long; a slower file fails."
-    )
-    ocr_workers: int = Field(
-        0, ge=0, description="Pages recognised at once (Tesseract processes); 0 = one per core."
-    )
-
-
-class ApiSettings(Section):
-    host: str = Field("127.0.0.1", description="`handbook serve` listens here.")
-    port: int = Field(8000, ge=1, le=65535, description="`handbook serve` port.")
-    keys: tuple[str, ...] = Field(
-        (),
-        description="API keys (`Authorization: Bearer KEY`); when set, every route but the "
-        "health checks and the web page needs one. Env: HANDBOOK_API_KEYS=k1,k2.",
-    )
-    keys_file: Path | None = Field(
-        None,
-        description="A file of API keys, one per line (lines starting with # are comments), "
-        "accepted besides api.keys. It is re-read when it changes: delete a line and that key "
-        "is refused from the next request on, without a restart. When set, keys are required "
-        "even if the file holds none; `serve` does not start if it cannot be read, and none of "
-        "its keys is accepted while it is missing.",
-    )
-    max_upload_mb: float = Field(50.0, gt=0, description="Largest document upload.")
-    max_body_kb: int = Field(256, ge=1, description="Largest JSON request body.")
-    max_header_kb: int = Field(
-        32, ge=1, description="Largest request head (request line and all headers); else 431."
-    )
-    max_headers: int = Field(100, ge=1, description="Most request headers; more get a 431.")
-    header_timeout_s: float = Field(
-        10.0,
-        gt=0,
-        description="A client must send a request's line and headers within this many seconds "
-        "of connecting (or of the previous response); else the connection is closed.",
-    )
-    body_timeout_s: float = Field(
-        120.0,
-        gt=0,
-        description="A request body must arrive completely within this many seconds, else 408. "
-        "Raise it for large uploads over slow links.",
-    )
-    max_connections: int = Field(
-        200, ge=1, description="Open connections served at once; more get a 503 at once."
-    )
-    max_concurrent_answers: int = Field(
-        4, ge=1, description="Answers generated at once; more requests wait their turn."
-    )
-    queue_timeout_s: float = Field(
-        60.0, gt=0, description="How long a request waits for its turn before a 503."
-    )
-    cors_origins: tuple[str, ...] = Field(
-        (), description="Origins allowed by CORS (off when empty), e.g. http://localhost:3000."
-    )
-    preload: bool = Field(
-        default=True, description="Load the chat model at start-up (`handbook serve`)."
-    )
-
-    @field_validator("keys", "cors_origins", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
 
 class Settings(BaseModel):
