@@ -71,7 +71,8 @@ def truth(folder: Path) -> dict[str, tuple[list[str], list[list[str]]]]:
 
 
 def cells(line: str) -> list[str]:
-    return [key(c) for c in re.split(r"(?<!\\) \| ", line.strip()[2:-2])]
+    parts = re.split(r"(?<!\\) \| ", line.strip()[2:-2])
+    return [key(c.replace("\\|", "|")) for c in parts]
 
 
 def handbook_tables(pdf: Path) -> tuple[dict[int, list[list[list[str]]]], dict[str, int], float]:
