@@ -106,9 +106,12 @@ def words_missed(reference: str, hypothesis: str) -> float:
 
 def run_ocr(
     scan_pdf: Path, dpi: int, languages: tuple[str, ...], workers: int, omp: str, *, detect: bool
-) -> tuple[list[str], float]:
-    """(text per page, seconds) for one candidate setting, through Handbook's own OCR code:
-    `ocr_pages` (the first page decides the language) or `recognise` on every page."""
+) -> tuple[list[str], float, float]:
+    """(text per page, seconds, CPU seconds of the Tesseract processes) for one candidate
+    setting, through Handbook's own OCR code: `ocr_pages` (the first page decides the
+    language) or `recognise` on every page. CPU time is what to compare on a shared machine:
+    wall time there depends on what else runs."""
+    import resource
     from concurrent.futures import ThreadPoolExecutor
 
     import pypdfium2 as pdfium
@@ -123,6 +126,7 @@ def run_ocr(
     def render(index: int) -> object:
         return pdf[index].render(scale=dpi / 72, grayscale=True).to_pil()
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     pages = list(range(len(pdf)))
     if detect:
@@ -133,7 +137,10 @@ def run_ocr(
                 pool.submit(recognise, render(i), "+".join(languages), options) for i in pages
             ]
             texts = [f.result() for f in futures]
-    return [clean_page_text(t) for t in texts], time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return [clean_page_text(t) for t in texts], seconds, cpu
 
 
 # name -> (render dpi, languages ("page" = the page's own), processes, OMP threads, first page
@@ -212,21 +219,25 @@ def main() -> None:
         )
     print(
         f"{args.pages} pages per language, scans at {SCAN_DPI} dpi; "
+        f"load average {os.getloadavg()[0]:.1f} at the start; "
         f"{os.cpu_count()} cores; Tesseract {_tesseract_version()}\n"
     )
-    print("| candidate | language | CER % (mean) | CER % (median) | words missed % | pages/s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| candidate | language | CER % (mean) | CER % (median) | words missed % | pages/s "
+        "| Tesseract CPU s/page |"
+    )
+    print("|---|---|---|---|---|---|---|")
     names = {"all": list(CANDIDATES), "default": list(CANDIDATES)[:1], "none": []}[args.candidates]
     for name in names:
         dpi, languages, workers, omp, detect = CANDIDATES[name]
         for lang, pages in chosen.items():
             langs = (TESSERACT_LANG[lang],) if languages == ("page",) else languages
             try:
-                texts, seconds = run_ocr(
+                texts, seconds, cpu = run_ocr(
                     work / f"{lang}-scan.pdf", dpi, langs, workers, omp, detect=detect
                 )
             except LoaderError as exc:  # a page over the OCR page timeout
-                print(f"| {name} | {lang} | - | - | - | failed: {exc} |", flush=True)
+                print(f"| {name} | {lang} | - | - | - | failed: {exc} | - |", flush=True)
                 continue
             pairs = list(zip([ref for _, ref in pages], texts, strict=True))
             rates = sorted(cer(ref, hyp) for ref, hyp in pairs)
@@ -234,7 +245,7 @@ def main() -> None:
             print(
                 f"| {name} | {lang} | {100 * sum(rates) / len(rates):.2f} | "
                 f"{100 * rates[len(rates) // 2]:.2f} | {100 * missed:.2f} | "
-                f"{len(pages) / seconds:.2f} |",
+                f"{len(pages) / seconds:.2f} | {cpu / len(pages):.1f} |",
                 flush=True,
             )
     print("\n| copy | language | questions | hit@5 |")
