@@ -67,7 +67,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install
+bench: install ocr
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/store_latency.py
 	$(BIN)/python bench/index_overhead.py
@@ -76,6 +76,8 @@ bench: install
 	$(BIN)/python bench/graph_extraction.py
 	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/finetune_speed.py
+	$(BIN)/python bench/ocr.py
+	$(BIN)/python bench/tables.py
 
 clean:
 	rm -rf $(VENV) .handbook
