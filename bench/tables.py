@@ -101,6 +101,21 @@ def handbook_tables(pdf: Path) -> tuple[dict[int, list[list[list[str]]]], dict[s
     return pages, captions, seconds
 
 
+def plumber_tables(pdf: Path) -> tuple[dict[int, list[list[list[str]]]], float]:
+    """Page -> tables as pdfplumber's default `extract_tables` reads them (the baseline)."""
+    import pdfplumber
+
+    start = time.perf_counter()
+    pages: dict[int, list[list[list[str]]]] = {}
+    with pdfplumber.open(str(pdf)) as document:
+        for number, page in enumerate(document.pages, start=1):
+            pages[number] = [
+                [[key(c or "") for c in row] for row in table] for table in page.extract_tables()
+            ]
+            page.close()
+    return pages, time.perf_counter() - start
+
+
 def camelot_tables(python: str, pdf: Path, pages: list[int]) -> tuple[dict[int, list], float]:
     code = (
         "import camelot, json, sys, time\n"
@@ -190,6 +205,15 @@ def main() -> None:
         f"{right}/{tables} ({100 * right / tables:.0f} %) | "
         f"{exact}/{wanted} ({100 * exact / wanted:.0f} %) | "
         f"{100 * exact / max(read, 1):.0f} % | {1000 * seconds / n:.0f} (whole manual) |",
+        flush=True,
+    )
+    plain, plain_s = plumber_tables(reference)
+    tables, right, wanted, exact, read = score(expected, captions, plain)
+    print(
+        f"| pdfplumber `extract_tables` alone (baseline) | "
+        f"{right}/{tables} ({100 * right / tables:.0f} %) | "
+        f"{exact}/{wanted} ({100 * exact / wanted:.0f} %) | "
+        f"{100 * exact / max(read, 1):.0f} % | {1000 * plain_s / n:.0f} (whole manual) |",
         flush=True,
     )
     if args.camelot_python:
