@@ -129,9 +129,10 @@ def ocr_pages(
     the page image (called in this thread, one at a time); Tesseract runs in up to `workers`
     processes at once.
 
-    Each language model that Tesseract loads doubles its time (bench/README.md): the first page
-    with enough text is read with all configured languages, the rest with the language found
-    on it alone (a German manual's English table is still read well by the German model).
+    Each language model that Tesseract loads adds to its time (deu+eng on every page took
+    15-20 % more CPU than this, at the same error rate: bench/README.md §9): the first page with
+    enough text is read with all configured languages, the rest with the language found on it
+    alone (a German manual's English table is still read well by the German model).
     """
     if not pages:
         return
