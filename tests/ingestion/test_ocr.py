@@ -95,3 +95,15 @@ def test_missing_language_model_is_named(german_pdf: Path, tmp_path: Path) -> No
     only_klingon = IndexSettings(ocr_languages=("tlh",))
     with pytest.raises(LoaderError, match="apt-get install tesseract-ocr-tlh"):
         load_document(scan(german_pdf, tmp_path / "scan.pdf"), "d", "s", only_klingon)
+
+
+def test_page_with_an_image_bomb_is_not_rendered_for_ocr(tmp_path: Path) -> None:
+    from tests.ingestion.test_hostile import pdf_image_bomb
+
+    # 19 letters of text and a 20000 x 20000 image: it looks scanned, but rendering it would
+    # decode 400 MB (a crafted 2 MB file can hold gigapixels).
+    document = load_document(pdf_image_bomb(tmp_path / "bomb.pdf", side=20_000), "d", "s")
+    assert "47 Nm" in document.sections[0].text and not document.sections[0].ocr
+    assert document.notes == (
+        "page(s) 1 not read by OCR: an image of over 100 megapixels (a decompression bomb?)",
+    )

@@ -104,3 +104,21 @@ def test_docx_table_stays_in_place_with_its_header(tmp_path: Path) -> None:
         ]
     )
     assert sections[1].heading_path == ("Wartung",) and "|" not in sections[1].text
+
+
+def test_html_table_rows_follow_their_header(tmp_path: Path) -> None:
+    cells = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in ROWS)
+    path = tmp_path / "t.html"
+    path.write_text(
+        "<html><body><h1>Drehmomente</h1><p>Trockene Gewinde.</p><table><tr>"
+        + "".join(f"<th>{h}</th>" for h in HEADER)
+        + f"</tr>{cells}</table></body></html>",
+        encoding="utf-8",
+    )
+    assert lines_of(path) == [
+        "Trockene Gewinde.",
+        HEADER_LINE,
+        ROW_LINE,
+        "| Zylinderkopf | 90 Nm | in drei Stufen |",
+        "| Ölablassschraube | 30 Nm | neuer Dichtring |",
+    ]
