@@ -105,7 +105,7 @@ class IndexJobs:
         report = await (await hb.indexer()).index(Path(job.path))
         job.documents = [
             {"id": o.doc_id, "path": Path(o.path).name, "status": str(o.status),
-             "chunks": o.chunks, "reason": o.reason}
+             "chunks": o.chunks, "reason": o.reason, "note": o.note}
             for o in report.outcomes
         ]  # fmt: skip
         failed = [o for o in report.outcomes if o.status == Status.FAILED]
