@@ -362,7 +362,7 @@ def load_html(path: Path, _limits: ReadLimits) -> tuple[str, str, list[Section]]
         if not tag.decomposed:
             tag.decompose()
     title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
     body = soup.body or soup
     sections: list[Section] = []
     stack: list[tuple[int, str, str | None]] = []
