@@ -49,7 +49,12 @@ async def ask(body: schemas.AskRequest, svc: Svc) -> Any:
     """Answer a question from the indexed manuals, with citations (document, page)."""
     hb = svc.handbook
     where = hb.search_filter(body.docs, body.lang)
-    options: dict[str, Any] = {"k": body.k, "where": where, "mode": body.mode}
+    options: dict[str, Any] = {
+        "k": body.k,
+        "where": where,
+        "mode": body.mode,
+        "answer_mode": body.answer_mode,
+    }
     if body.session is not None:
         hb.sessions.get(body.session)  # 404 before anything starts
         events = (await hb.conversation()).stream(body.session, body.question, **options)

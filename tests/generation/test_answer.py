@@ -44,7 +44,7 @@ def test_invented_number_is_replaced_by_quotes_from_the_sources(
     answer, events = ask(indexed_home, "Mit welchem Drehmoment werden die Radschrauben angezogen?")
     assert any(isinstance(e, Replaced) for e in events)
     assert answer.model_answer == scripted.script
-    assert "95 Nm" not in answer.answer and "Handbücher sagen" in answer.answer
+    assert "95 Nm" not in answer.answer and "Laut den Handbüchern" in answer.answer
     assert "[1]" in answer.answer or "[2]" in answer.answer
     assert "Antworte auf Deutsch" in scripted.calls[0][0].content
 
@@ -65,5 +65,5 @@ def test_off_topic_question_is_declined_without_the_model(indexed_home: Path, sc
 
 def test_model_refusal_means_not_found(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The manuals do not cover this question."
-    answer, _ = ask(indexed_home, "What is the towing capacity of the Kompakt 3?")
+    answer, _ = ask(indexed_home, "How much can the Kompakt 3 tow?")
     assert not answer.found and answer.citations == ()
