@@ -23,6 +23,7 @@ from generation.prompts import (
 from generation.residency import Residency, Resident
 from generation.tasks import prefixed, route, route_with_model
 from handbook.config import AnswerSettings, ChatSettings, HistorySettings
+from handbook.errors import BackendUnavailable
 from handbook.types import (
     Answer,
     AnswerMode,
@@ -234,8 +235,18 @@ class Answerer:
             yield Token(prepared.extractive)
             yield Done(self._answer(question, prepared, prepared.extractive, found=True))
             return
-        async for event in self._generate(question, prepared, resident, history or History()):
-            yield event
+        requested = answer_mode or self._settings.mode
+        started = False
+        try:
+            async for event in self._generate(question, prepared, resident, history or History()):
+                started = started or isinstance(event, Token)
+                yield event
+        except BackendUnavailable:
+            if requested != "auto" or started:
+                raise
+            # auto, and the chat model cannot be reached: the manuals' own words instead.
+            yield Token(prepared.extractive)
+            yield Done(self._answer(question, prepared, prepared.extractive, found=True))
 
     async def _prepare(self, question: str, result: SearchResult, task: Task) -> _Prepared | None:
         """The spans that answer the question, or None when the question's specific subject is

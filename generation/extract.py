@@ -34,7 +34,7 @@ W_RANK = 0.1
 W_SHAPE = 0.2
 HEADING_SHARE = 0.3
 """How much a term found only in the span's section heading counts."""
-MAX_DENSE = 48
+MAX_DENSE = 16
 """Candidates embedded per question (the best by the other signals): bge-m3 on a CPU is slow."""
 SECOND_SPAN = 0.8
 WINDOW = True

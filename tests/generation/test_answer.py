@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from generation.answer import Done, Replaced, Token
 from handbook.app import Handbook
+from handbook.errors import BackendUnavailable
 from handbook.types import Answer
 from tests.conftest import make_settings
 
@@ -67,3 +70,32 @@ def test_model_refusal_means_not_found(indexed_home: Path, scripted) -> None:  #
     scripted.script = "The manuals do not cover this question."
     answer, _ = ask(indexed_home, "How much can the Kompakt 3 tow?")
     assert not answer.found and answer.citations == ()
+
+
+def test_auto_answers_from_the_manuals_when_the_model_cannot_be_reached(
+    indexed_home: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    scripted.fail_calls_after = 0  # the server is down before the first call
+    answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
+    assert answer.found and answer.mode == "extract" and "210 bar" in answer.answer
+    assert [e.text for e in events if isinstance(e, Token)] == [answer.answer]
+
+
+def test_a_model_failing_mid_answer_or_when_asked_for_is_an_error(
+    indexed_home: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    question = "What is the maximum pressure of the HP-200 press?"
+    scripted.script = "The maximum working pressure is 210 bar [1]."
+    scripted.fail_after = 2  # tokens were shown: nothing is silently swapped in
+    with pytest.raises(BackendUnavailable):
+        ask(indexed_home, question)
+    scripted.fail_after = None
+    scripted.fail_calls_after = 0
+
+    async def generate() -> None:
+        settings = make_settings(indexed_home, CHAT__BACKEND="scripted")
+        async with Handbook(settings) as hb:
+            await (await hb.answerer()).ask(question, answer_mode="generate")
+
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(generate())
