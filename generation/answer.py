@@ -16,6 +16,7 @@ from generation.prompts import (
     MISSING_LABEL,
     NEAREST_LABEL,
     NOT_FOUND,
+    NOT_SUPPORTED,
     NOTHING_ABOUT,
     build_messages,
     source_label,
@@ -68,9 +69,12 @@ class Summarized:
 
 @dataclass(frozen=True)
 class Replaced:
-    """The streamed answer was not supported by the sources; this text replaces it."""
+    """This text replaces the streamed answer: the extractive answer when the model's was not
+    supported by the sources (`unsupported`), or the model's answer without the prompt's
+    markup it copied (`cleaned`)."""
 
     text: str
+    reason: Literal["unsupported", "cleaned"] = "unsupported"
 
 
 AnswerEvent = Retrieved | Token | Replaced | Summarized | Done
@@ -350,7 +354,7 @@ class Answerer:
         elif verdict == "supported":
             text = strip_markup(generated)
             if text != generated:
-                yield Replaced(text)
+                yield Replaced(text, "cleaned")
             yield Done(
                 self._answer(
                     question,
@@ -363,12 +367,13 @@ class Answerer:
                 )
             )
         else:
-            yield Replaced(prepared.extractive)
+            text = f"{NOT_SUPPORTED[language]}\n{prepared.extractive}"
+            yield Replaced(text)
             yield Done(
                 self._answer(
                     question,
                     prepared,
-                    prepared.extractive,
+                    text,
                     found=True,
                     model=chat.name,
                     generated=generated,

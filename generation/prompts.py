@@ -55,6 +55,11 @@ NOTHING_ABOUT = {
     "en": "The manuals say nothing about this.",
     "de": "Dazu steht nichts in den Handbüchern.",
 }
+# A generated answer the sources did not support: the extractive answer follows.
+NOT_SUPPORTED = {
+    "en": "The model's answer was not supported by the sources.",
+    "de": "Die Antwort des Modells war nicht durch die Quellen gedeckt.",
+}
 MISSING_LABEL = {"en": "not found", "de": "nicht gefunden"}
 NEAREST_LABEL = {"en": "The nearest passages:", "de": "Am nächsten kommen:"}
 

@@ -48,8 +48,21 @@ def test_invented_number_is_replaced_by_quotes_from_the_sources(
     assert any(isinstance(e, Replaced) for e in events)
     assert answer.model_answer == scripted.script
     assert "95 Nm" not in answer.answer and "Laut den Handbüchern" in answer.answer
+    assert answer.answer.startswith("Die Antwort des Modells war nicht durch die Quellen gedeckt.")
+    replaced = next(e for e in events if isinstance(e, Replaced))
+    assert replaced.reason == "unsupported" and replaced.text == answer.answer
+    assert "120 Nm" in answer.answer, "the manual's value, from its table"
     assert "[1]" in answer.answer or "[2]" in answer.answer
     assert "Antworte auf Deutsch" in scripted.calls[0][0].content
+
+
+def test_copied_prompt_markup_is_cleaned_not_rejected(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.script = "<source> The maximum working pressure is 210 bar [1]. </source>"
+    answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
+    replaced = [e for e in events if isinstance(e, Replaced)]
+    assert [e.reason for e in replaced] == ["cleaned"]
+    assert answer.found and answer.mode == "generate"
+    assert answer.answer == "The maximum working pressure is 210 bar [1]."
 
 
 def test_loops_are_cut_at_the_first_repetition(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
