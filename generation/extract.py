@@ -261,7 +261,7 @@ class Extractor:
             if chosen and (
                 used + len(text) > self._max_chars
                 or (best.valued and not candidate.valued)  # the value asked for, nothing else
-                or any(c.n == candidate.n and _nested(text, c.unit.text) for _, c in chosen)
+                or any(_nested(text, c.unit.text) for _, c in chosen)
             ):
                 continue
             chosen.append((score, candidate))
@@ -272,9 +272,7 @@ class Extractor:
         ]
         if WINDOW:
             spans[0] = self._widen(spans[0], best, self._max_chars - used)
-            spans[1:] = [
-                s for s in spans[1:] if not (s.n == best.n and _nested(s.text, spans[0].text))
-            ]
+            spans[1:] = [s for s in spans[1:] if not _nested(s.text, spans[0].text)]
         return spans
 
     def _widen(self, span: Span, candidate: _Candidate, budget: int) -> Span:
@@ -305,13 +303,20 @@ class Extractor:
 
 
 def _nested(a: str, b: str) -> bool:
-    """One text holds the other (an item and its list, a sentence and its window)."""
+    """One text holds the other: an item and its list, a sentence and its window, or the same
+    text in two passages (chunks overlap, and a chunk may end inside a sentence).
+
+    >>> _nested("Caching errors, such as ...", "Caching errors, such as ... BADSIG.")
+    True
+    """
+    a, b = "".join(a.split()), "".join(b.split())  # spacing differs around inline markup
     return a in b or b in a
 
 
 def compose(spans: Sequence[Span], language: Language) -> str:
-    """The answer text: a lead-in in the question's language, then each span with its [n]
-    (spans of one passage in reading order).
+    r"""The answer text: a lead-in in the question's language, then each span with its [n]
+    (spans of one passage in reading order; a table header is shown once for the rows that
+    follow it).
 
     >>> s = [Span(1, "Radschrauben | 120 Nm", "de", 1.0, 3)]
     >>> print(compose(s, "de"))
@@ -320,6 +325,13 @@ def compose(spans: Sequence[Span], language: Language) -> str:
     >>> print(compose([Span(2, "Wheel bolts: 120 Nm.", "en", 1.0, 0)], "de"))
     Das Handbuch ist englisch:
     Wheel bolts: 120 Nm. [2]
+    >>> rows = [Span(1, "Part | Nm\nBolt | 24", "en", 1.0, 2),
+    ...         Span(1, "Part | Nm\nNut | 55", "en", 0.9, 4)]
+    >>> print(compose(rows, "en"))
+    From the manuals:
+    Part | Nm
+    Bolt | 24 [1]
+    Nut | 55 [1]
     """
     first = {s.n: i for i, s in reversed(list(enumerate(spans)))}
     ordered = sorted(spans, key=lambda s: (first[s.n], s.position))
@@ -327,4 +339,13 @@ def compose(spans: Sequence[Span], language: Language) -> str:
     lead = LEAD_IN[language]
     if others and all(s.language != language for s in spans):
         lead = OTHER_LANGUAGE[(language, others.pop())]
-    return "\n".join([lead, *(f"{s.text} [{s.n}]" for s in ordered)])
+    lines = [lead]
+    header = ""
+    for span in ordered:
+        text = span.text
+        head, _, rest = text.partition("\n")
+        if rest and " | " in head and head == header:
+            text = rest  # the same table's header was just shown
+        header = head if " | " in head else ""
+        lines.append(f"{text} [{span.n}]")
+    return "\n".join(lines)
