@@ -114,6 +114,8 @@ def units(text: str, skip: frozenset[str] = frozenset()) -> list[Unit]:
     [('row', 'Teil | Moment\nRad | 120 Nm')]
     >>> [(u.kind, u.text) for u in units("Teil | Moment\nRad | 120 Nm")]
     [('row', 'Teil | Moment\nRad | 120 Nm')]
+    >>> [(u.kind, u.text) for u in units("| Teil | Moment |\n| Rad | 120 Nm |")]
+    [('row', 'Teil | Moment\nRad | 120 Nm')]
     >>> [u.kind for u in units("Steps:\n1. Lift.\n2. Remove the wheel.\nDone. Now test it.")]
     ['item', 'item', 'list', 'sentence', 'sentence']
     """
@@ -132,10 +134,9 @@ def units(text: str, skip: frozenset[str] = frozenset()) -> list[Unit]:
             continue
         if kind == "table":
             rows = [_cells(r) for r in lines if not _RULE.match(r.strip())]
-            # Markdown marks its header with a rule below it; rows written as `a | b` (HTML
-            # and PDF tables) start with their header.
-            ruled = len(lines) > 1 and bool(_RULE.match(lines[1].strip()))
-            has_header = ruled or (not _ROW.match(lines[0]) and len(rows) > 1)
+            # A table starts with its header row (the loaders write one `| a | b |` line per
+            # row and repeat the header at the top of a chunk that continues a table).
+            has_header = len(rows) > 1
             header = rows[0] if has_header else ""
             for row in rows[1:] if has_header else rows:
                 add("row", row, f"{header}\n{row}" if header else row, block, header)
