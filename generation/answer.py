@@ -207,7 +207,8 @@ class Answerer:
         yield Retrieved(result)
         language: Language = result.language
         resident = self._residency.answering()
-        chosen = resolve_mode(answer_mode or self._settings.mode, resident.settings)
+        requested = answer_mode or self._settings.mode
+        chosen = resolve_mode(requested, resident.settings)
         task = route(question, resident.settings.tasks)
         if chosen == "generate" and resident.settings.task_router == "llm" and result.passages:
             task = await route_with_model(resident.chat, question, resident.settings.tasks)
@@ -223,9 +224,9 @@ class Answerer:
                 )
             )
             return
-        prepared = await self._prepare(question, result, task)
+        missing = missing_terms(question, language, result.passages)
+        prepared = None if missing else await self._prepare(question, result, task)
         if prepared is None:
-            missing = missing_terms(question, language, result.passages)
             nearest = result.passages[:NEAREST]
             text = not_found_text(language, missing, nearest)
             yield Token(text)
@@ -239,7 +240,6 @@ class Answerer:
             yield Token(prepared.extractive)
             yield Done(self._answer(question, prepared, prepared.extractive, found=True))
             return
-        requested = answer_mode or self._settings.mode
         started = False
         try:
             async for event in self._generate(question, prepared, resident, history or History()):
@@ -253,11 +253,8 @@ class Answerer:
             yield Done(self._answer(question, prepared, prepared.extractive, found=True))
 
     async def _prepare(self, question: str, result: SearchResult, task: Task) -> _Prepared | None:
-        """The spans that answer the question, or None when the question's specific subject is
-        nowhere in the passages (or no span fits)."""
+        """The spans that answer the question, numbered as cited; None when no span fits."""
         language = result.language
-        if missing_terms(question, language, result.passages):
-            return None
         spans = await self._extractor.spans(question, language, task, result.passages)
         if not spans:
             return None
