@@ -72,7 +72,7 @@ def test_html_keeps_what_a_browser_shows_and_only_that(tmp_path: Path) -> None:
     # <div class="para"> with text around inline tags, no-break spaces in headings, page
     # navigation; and text a browser hides.
     page = (
-        '<html><head><title>9.2.\u00a0Remote Login</title></head><body>'
+        "<html><head><title>9.2.\u00a0Remote Login</title></head><body>"
         '<div class="navheader"><a href="prev.html">Prev</a> <a href="next.html">Next</a></div>'
         '<div class="toc"><a href="#a">9.2.1. SSH</a></div>'
         '<h2 id="a">9.2.1.\u00a0Secure Remote Login</h2>'
