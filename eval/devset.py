@@ -12,7 +12,6 @@ every manual present does nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import subprocess
 import tarfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from handbook.errors import HandbookError
+from ingestion.pipeline import file_sha256
 
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER_SIZE = 60
@@ -172,22 +172,13 @@ def download(package: Package, folder: Path) -> Path:
 
 def verify(deb: Path, package: Package) -> None:
     """Raise DevsetError unless the SHA-256 of `deb` is the one pinned for `package`."""
-    actual = sha256_file(deb)
+    actual = file_sha256(deb)
     if actual != package.sha256:
         raise DevsetError(
             f"{package.name} {package.version}: {deb.name} has SHA-256 {actual}, "
             f"expected {package.sha256}; delete {deb} and fetch again, or update the pin "
             "in eval/devset.py (and the questions) if the package really changed"
         )
-
-
-def sha256_file(path: Path) -> str:
-    """The hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def extract(deb: Path, members: Sequence[str]) -> dict[str, bytes]:

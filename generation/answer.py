@@ -328,54 +328,33 @@ class Answerer:
         )
         self._residency.mark_answered(resident)
         parts: list[str] = []
-        async for piece in _guarded(chat.stream(messages)):
-            parts.append(piece)
-            yield Token(piece)
+        async for token in _tokens(chat, messages, parts):
+            yield token
         generated = "".join(parts).strip()
         conversation = "\n".join(m.content for m in messages[1:-1])
         verdict = check(
             generated, question, prepared.sources, language, messages[0].content, conversation
         )
-        if verdict == "refusal":
-            yield Done(
-                self._answer(
-                    question,
-                    prepared,
-                    generated,
-                    found=False,
-                    model=chat.name,
-                    generated=generated,
-                    mode="generate",
-                )
-            )
-        elif verdict == "supported":
+        mode: AnswerMode = "generate"
+        text, found = generated, verdict != "refusal"
+        if verdict == "supported":
             text = strip_markup(generated)
             if text != generated:
                 yield Replaced(text, "cleaned")
-            yield Done(
-                self._answer(
-                    question,
-                    prepared,
-                    text,
-                    found=True,
-                    model=chat.name,
-                    generated=generated,
-                    mode="generate",
-                )
-            )
-        else:
-            text = f"{NOT_SUPPORTED[language]}\n{prepared.extractive}"
+        elif verdict == "unsupported":
+            text, mode = f"{NOT_SUPPORTED[language]}\n{prepared.extractive}", "extract"
             yield Replaced(text)
-            yield Done(
-                self._answer(
-                    question,
-                    prepared,
-                    text,
-                    found=True,
-                    model=chat.name,
-                    generated=generated,
-                )
+        yield Done(
+            self._answer(
+                question,
+                prepared,
+                text,
+                found=found,
+                model=chat.name,
+                generated=generated,
+                mode=mode,
             )
+        )
 
     async def _from_conversation(
         self, question: str, language: Language, task: Task, history: History
@@ -394,9 +373,8 @@ class Answerer:
         )
         self._residency.mark_answered(resident)
         parts: list[str] = []
-        async for piece in _guarded(chat.stream(messages)):
-            parts.append(piece)
-            yield Token(piece)
+        async for token in _tokens(chat, messages, parts):
+            yield token
         generated = "".join(parts).strip()
         conversation = "\n".join(m.content for m in messages[1:-1])
         text = generated
@@ -429,14 +407,19 @@ class Answerer:
         raise AssertionError("stream ended without a Done event")
 
 
-async def _guarded(stream: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The model's pieces up to the first repeated line (small models loop)."""
+async def _tokens(
+    chat: ChatModel, messages: Sequence[Message], parts: list[str]
+) -> AsyncIterator[Token]:
+    """The model's pieces as Token events (each also appended to `parts`), up to the first
+    repeated line (small models loop)."""
     guard = RepeatGuard()
+    stream = chat.stream(messages)
     try:
         async for piece in stream:
             if not guard.feed(piece):
                 break  # the repeated line is not shown
-            yield piece
+            parts.append(piece)
+            yield Token(piece)
     finally:
         await stream.aclose()  # type: ignore[attr-defined]  # an async generator
 
