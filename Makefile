@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c constraints.txt
 export HANDBOOK_HOME ?= $(CURDIR)/.handbook
 
-.PHONY: install demo test lint bench clean browser audit lock ocr
+.PHONY: install demo test lint bench clean browser audit lock ocr devset
 
 $(BIN)/handbook: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +38,18 @@ browser:
 	command -v chromedriver >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# The development set of real manuals (pinned Debian documentation packages, checked by sha256)
+# that the answer benchmark and the CI gate use; apt's package lists are fetched when missing.
+devset: install
+	$(BIN)/python -m eval.devset >/dev/null 2>&1 || \
+		(apt-get update -qq && $(BIN)/python -m eval.devset >/dev/null)
+
 demo: install ocr
 	$(BIN)/handbook index samples/manuals
 	$(BIN)/handbook ask "Wie viel Drehmoment für die Radschrauben?"
 	$(BIN)/handbook ask "What is the maximum pressure of the HP-200 press?"
 
-test: install ocr
+test: install ocr devset
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval api tests
 

@@ -40,8 +40,8 @@ def sse(event: str, data: Any) -> str:
         200: {
             "content": {"text/event-stream": {}},
             "description": "The answer; with `stream: true`, Server-Sent Events: `sources`, "
-            "`token`..., `replaced` (the answer was not supported by the sources), `done` "
-            "(the answer as JSON) or `error`.",
+            "`token`..., `replaced` (`text` replaces the answer; `reason`: unsupported or "
+            "cleaned), `done` (the answer as JSON) or `error`.",
         },
     },
 )
@@ -49,7 +49,12 @@ async def ask(body: schemas.AskRequest, svc: Svc) -> Any:
     """Answer a question from the indexed manuals, with citations (document, page)."""
     hb = svc.handbook
     where = hb.search_filter(body.docs, body.lang)
-    options: dict[str, Any] = {"k": body.k, "where": where, "mode": body.mode}
+    options: dict[str, Any] = {
+        "k": body.k,
+        "where": where,
+        "mode": body.mode,
+        "answer_mode": body.answer_mode,
+    }
     if body.session is not None:
         hb.sessions.get(body.session)  # 404 before anything starts
         events = (await hb.conversation()).stream(body.session, body.question, **options)
@@ -73,7 +78,7 @@ async def ask(body: schemas.AskRequest, svc: Svc) -> Any:
                     elif isinstance(event, Token):
                         yield sse("token", {"text": event.text})
                     elif isinstance(event, Replaced):
-                        yield sse("replaced", {"text": event.text})
+                        yield sse("replaced", {"text": event.text, "reason": event.reason})
                     elif isinstance(event, Done):
                         yield sse("done", answer_out(event.answer, body.session))
         except (HandbookError, HTTPException) as exc:

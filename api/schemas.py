@@ -31,6 +31,11 @@ class AskRequest(Filters):
         None, pattern=SESSION_ID, description="Ask within this session (its history is used)."
     )
     stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
+    answer_mode: Literal["auto", "extract", "generate"] | None = Field(
+        None,
+        description="extract: the manuals' own words (no model); generate: the chat model "
+        "writes the answer, checked against the sources; auto: the server's answer.mode.",
+    )
 
 
 class SearchRequest(Filters):
@@ -61,6 +66,10 @@ class AnswerOut(BaseModel):
     task: str
     model: str
     model_answer: str
+    answer_mode: Literal["extract", "generate"] = Field(
+        description="Which composition gave `answer`: extract (the manuals' own spans, also "
+        "when a generated answer was rejected) or generate."
+    )
     citations: list[Citation]
     session: str | None = None
 

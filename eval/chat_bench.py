@@ -36,10 +36,13 @@ from eval.retrieval import is_hit
 from handbook.config import ChatSettings, Settings
 from handbook.errors import ConfigError, HandbookError
 from handbook.language import detect_language
-from handbook.types import Answer, Passage, RetrievalMode
+from handbook.types import Answer, AnswerMode, Passage, RetrievalMode
 
 TASKS = ("SPEC", "PROCEDURE", "EXPLAIN", "TROUBLESHOOT")
-SPEC_HELP = "ollama:TAG, llamacpp:default or llamacpp:FILE.gguf, adapter:FOLDER, transformers:MODEL"
+SPEC_HELP = (
+    "extract (the extractive answerer), ollama:TAG, llamacpp:default or llamacpp:FILE.gguf, "
+    "adapter:FOLDER, transformers:MODEL"
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,11 @@ def load_questions(paths: Iterable[Path]) -> list[BenchQuestion]:
     return questions
 
 
+EXTRACT = "extract"
+"""The model spec of the extractive answerer: the manuals' own spans, no model call. Every
+report shows whether a generative model beats quoting the manual."""
+
+
 def chat_settings(spec: str, base: ChatSettings) -> ChatSettings:
     """The chat settings a model spec names.
 
@@ -115,6 +123,8 @@ def chat_settings(spec: str, base: ChatSettings) -> ChatSettings:
     'llama3.2:3b'
     """
     kind, _, name = spec.partition(":")
+    if spec == EXTRACT:
+        return base  # no model answers: the extractive answerer quotes the manuals
     if not name:
         raise ConfigError(f"Unknown model {spec!r}; name one as {SPEC_HELP}.")
     if kind == "ollama":
@@ -151,15 +161,17 @@ def normal(text: str) -> str:
 
 
 def key_fact_recall(answer: str, facts: Sequence[str]) -> float:
-    """Share of the key facts the answer states.
+    """Share of the key facts the answer states; `a|b` is a fact with alternatives.
 
     >>> key_fact_recall("Die Ölmenge beträgt 4,2 l (5W-30).", ["4.2 l", "5W-30", "Filter"])
     0.6666666666666666
+    >>> key_fact_recall("Run apt-get dist-upgrade.", ["apt full-upgrade|apt-get dist-upgrade"])
+    1.0
     """
     if not facts:
         return 0.0
     text = normal(answer)
-    return sum(normal(fact) in text for fact in facts) / len(facts)
+    return sum(any(normal(alt) in text for alt in fact.split("|")) for fact in facts) / len(facts)
 
 
 def faithfulness(answer: str, passages: Sequence[Passage]) -> float | None:
@@ -341,18 +353,21 @@ async def run_model(
         async with Handbook(own) as hb:
             answerer = await hb.answerer()
             model = hb.chat()
+            extract = spec == EXTRACT
+            answer_mode: AnswerMode = "extract" if extract else "generate"
             started = time.perf_counter()
             try:
-                await model.load()
+                if not extract:
+                    await model.load()
             except HandbookError as exc:
                 failure = str(exc)
-            load_seconds = model.load_seconds or (time.perf_counter() - started)
+            load_seconds = 0.0 if extract else model.load_seconds or (time.perf_counter() - started)
             for n, question in enumerate(todo, start=1):
                 if progress is not None:
                     progress(spec, n, len(todo))
                 row: dict[str, Any] = {
                     "model": spec,
-                    "model_name": model.name,
+                    "model_name": EXTRACT if extract else model.name,
                     **{k: v for k, v in asdict(question).items() if k != "key_facts"},
                     "key_facts": list(question.key_facts),
                 }
@@ -364,7 +379,8 @@ async def run_model(
                 pieces: list[str] = []
                 asked = time.perf_counter()
                 try:
-                    async for event in answerer.stream(question.question, mode=mode):
+                    events = answerer.stream(question.question, mode=mode, answer_mode=answer_mode)
+                    async for event in events:
                         if isinstance(event, Retrieved):
                             passages = event.result.passages
                         elif isinstance(event, Token):
@@ -377,7 +393,7 @@ async def run_model(
                     continue
                 total = time.perf_counter() - asked
                 generated = answer.model_answer or "".join(pieces)
-                tokens = model.count_tokens(generated) if generated else 0
+                tokens = model.count_tokens(generated) if generated and not extract else 0
                 generating = total - (first - asked) if first else 0.0
                 row.update(
                     {

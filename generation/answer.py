@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
+from generation.answerability import missing_terms
 from generation.base import ChatModel
-from generation.grounding import (
-    is_supported,
-    numbers_supported,
-    quote_sources,
-    repeats_instructions,
-)
+from generation.extract import Extractor, compose
+from generation.grounding import check, numbers_supported, strip_markup
 from generation.history import Count, History, Turn, as_messages, select, summary_request
-from generation.prompts import NOT_FOUND, build_messages, is_refusal
-from generation.residency import Residency
+from generation.prompts import (
+    MISSING_LABEL,
+    NEAREST_LABEL,
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    NOTHING_ABOUT,
+    build_messages,
+    source_label,
+)
+from generation.residency import Residency, Resident
 from generation.tasks import prefixed, route, route_with_model
-from handbook.config import HistorySettings
+from handbook.config import AnswerSettings, ChatSettings, HistorySettings
+from handbook.errors import BackendUnavailable
 from handbook.types import (
     Answer,
+    AnswerMode,
     Citation,
     Language,
     Message,
@@ -27,8 +35,13 @@ from handbook.types import (
     RetrievalMode,
     Role,
     SearchFilter,
+    Task,
 )
 from retrieval.search import Retriever, SearchResult
+
+AnswerModeSetting = Literal["auto", "extract", "generate"]
+NEAREST = 3
+"""Passages shown with a "not in the manuals" answer."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,12 @@ class Summarized:
 
 @dataclass(frozen=True)
 class Replaced:
-    """The streamed answer was not supported by the sources; this text replaces it."""
+    """This text replaces the streamed answer: the extractive answer when the model's was not
+    supported by the sources (`unsupported`), or the model's answer without the prompt's
+    markup it copied (`cleaned`)."""
 
     text: str
+    reason: Literal["unsupported", "cleaned"] = "unsupported"
 
 
 AnswerEvent = Retrieved | Token | Replaced | Summarized | Done
@@ -108,20 +124,71 @@ class RepeatGuard:
         return True
 
 
+def resolve_mode(requested: AnswerModeSetting, chat: ChatSettings) -> AnswerMode:
+    """`auto` extracts with the packaged offline model (its 135M parameters write junk, German
+    above all) and generates with a real one.
+
+    >>> resolve_mode("auto", ChatSettings())
+    'extract'
+    >>> resolve_mode("auto", ChatSettings(backend="ollama", model="llama3.2:3b"))
+    'generate'
+    >>> resolve_mode("generate", ChatSettings())
+    'generate'
+    """
+    if requested != "auto":
+        return requested
+    packaged = chat.backend == "llamacpp" and chat.model == "smollm2" and not chat.adapter
+    return "extract" if packaged else "generate"
+
+
+def not_found_text(language: Language, missing: Sequence[str], nearest: Sequence[Passage]) -> str:
+    """ "Not in the manuals", what was missing, and where the nearest passages are.
+
+    >>> from handbook.types import Chunk
+    >>> p = Passage(Chunk("d", 0, "HLP 46", "HP-200", "x.md", None, ("2 Data",), "en"), 1.0)
+    >>> print(not_found_text("de", ["-20"], [p]))
+    Dazu steht nichts in den Handbüchern (nicht gefunden: -20). Am nächsten kommen:
+    [1] HP-200, 2 Data
+    """
+    lines = [NOT_FOUND[language] if not nearest else NOTHING_ABOUT[language]]
+    if missing:
+        lines[0] = lines[0].rstrip(".") + f" ({MISSING_LABEL[language]}: {', '.join(missing)})."
+    if nearest:
+        lines[0] += f" {NEAREST_LABEL[language]}"
+        lines += [f"[{n}] {source_label(p, language)}" for n, p in enumerate(nearest, start=1)]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What retrieval and span selection found for a question."""
+
+    result: SearchResult
+    task: Task
+    evidence: tuple[Passage, ...]
+    """The passages the spans come from, in citation order; their text is the spans."""
+    sources: tuple[Passage, ...]
+    """The same passages whole (what the citations show)."""
+    extractive: str
+
+
 class Answerer:
-    """Answers questions with the model residency picks, with or without a session's history."""
+    """Answers questions from the manuals: retrieval, span selection, then the manuals' own
+    words (extract) or a model's answer checked against them (generate)."""
 
     def __init__(
         self,
         retriever: Retriever,
         residency: Residency,
         history: HistorySettings,
-        sources: int = 3,
+        settings: AnswerSettings,
+        extractor: Extractor,
     ) -> None:
         self._retriever = retriever
         self._residency = residency
         self._history = history
-        self._sources = sources
+        self._settings = settings
+        self._extractor = extractor
 
     async def stream(
         self,
@@ -131,28 +198,111 @@ class Answerer:
         where: SearchFilter | None = None,
         mode: RetrievalMode = "hybrid",
         history: History | None = None,
+        answer_mode: AnswerModeSetting | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """Events: the retrieval result, then answer tokens, then the finished answer."""
         result = await self._retriever.search(
-            question, k=k or self._sources, where=where, mode=mode, keep_irrelevant=False
+            question, k=k or self._settings.passages, where=where, mode=mode, keep_irrelevant=False
         )
         yield Retrieved(result)
         language: Language = result.language
-        in_session = history is not None
-        history = history or History()
         resident = self._residency.answering()
-        settings = resident.settings
-        task = route(question, settings.tasks)
-        if settings.task_router == "llm" and (result.passages or in_session):
-            task = await route_with_model(resident.chat, question, settings.tasks)
-        if not result.passages and not in_session:
-            text = NOT_FOUND[language]
-            yield Token(text)
+        requested = answer_mode or self._settings.mode
+        chosen = resolve_mode(requested, resident.settings)
+        task = route(question, resident.settings.tasks)
+        if chosen == "generate" and resident.settings.task_router == "llm" and result.passages:
+            task = await route_with_model(resident.chat, question, resident.settings.tasks)
+        if not result.passages:
+            if history is not None and history.turns and chosen == "generate":
+                async for event in self._from_conversation(question, language, task, history):
+                    yield event
+                return
+            yield Token(NOT_FOUND[language])
             yield Done(
-                Answer(question, text, language, found=False, citations=(), model="", task=task)
+                Answer(
+                    question, NOT_FOUND[language], language, found=False, citations=(), task=task
+                )
             )
             return
-        chat = resident.chat
+        missing = missing_terms(question, language, result.passages)
+        prepared = None if missing else await self._prepare(question, result, task)
+        if prepared is None:
+            nearest = result.passages[:NEAREST]
+            text = not_found_text(language, missing, nearest)
+            yield Token(text)
+            yield Done(
+                Answer(
+                    question, text, language, found=False, citations=citations(nearest), task=task
+                )
+            )
+            return
+        if chosen == "extract":
+            yield Token(prepared.extractive)
+            yield Done(self._answer(question, prepared, prepared.extractive, found=True))
+            return
+        started = False
+        try:
+            async for event in self._generate(question, prepared, resident, history or History()):
+                started = started or isinstance(event, Token)
+                yield event
+        except BackendUnavailable:
+            if requested != "auto" or started:
+                raise
+            # auto, and the chat model cannot be reached: the manuals' own words instead.
+            yield Token(prepared.extractive)
+            yield Done(self._answer(question, prepared, prepared.extractive, found=True))
+
+    async def _prepare(self, question: str, result: SearchResult, task: Task) -> _Prepared | None:
+        """The spans that answer the question, numbered as cited; None when no span fits."""
+        language = result.language
+        spans = await self._extractor.spans(question, language, task, result.passages)
+        if not spans:
+            return None
+        if self._settings.evidence == "passages":
+            whole = result.passages
+            return _Prepared(result, task, whole, whole, compose(spans, language))
+        order = list(dict.fromkeys(s.n for s in spans))  # passages in order of first use
+        number = {n: i for i, n in enumerate(order, start=1)}
+        renumbered = [replace(s, n=number[s.n]) for s in spans]
+        sources = tuple(result.passages[n - 1] for n in order)
+        evidence = tuple(
+            replace(
+                p, chunk=replace(p.chunk, text="\n".join(s.text for s in renumbered if s.n == i))
+            )
+            for i, p in enumerate(sources, start=1)
+        )
+        return _Prepared(result, task, evidence, sources, compose(renumbered, language))
+
+    def _answer(
+        self,
+        question: str,
+        prepared: _Prepared,
+        text: str,
+        *,
+        found: bool,
+        model: str = "",
+        generated: str = "",
+        mode: AnswerMode = "extract",
+    ) -> Answer:
+        return Answer(
+            question,
+            text,
+            prepared.result.language,
+            found=found,
+            citations=citations(prepared.sources) if found else (),
+            model=model,
+            task=prepared.task,
+            model_answer=generated,
+            mode=mode,
+        )
+
+    async def _generate(
+        self, question: str, prepared: _Prepared, resident: Resident, history: History
+    ) -> AsyncIterator[AnswerEvent]:
+        """The model answers from the evidence (the selected spans, numbered); an answer the
+        evidence does not support is replaced by the extractive one."""
+        language = prepared.result.language
+        chat, settings = resident.chat, resident.settings
         selection = select(history.turns, self._history, chat.count_tokens)
         summary = history.summary
         stale = history.summary_upto != len(selection.older)
@@ -160,66 +310,88 @@ class Answerer:
             summary = await self._summarize(chat, selection.older, language)
             yield Summarized(summary, len(selection.older))
         prefix = (
-            prefixed(task, question, settings.task_template) if settings.uses_task_prefix else ""
+            prefixed(prepared.task, question, settings.task_template)
+            if settings.uses_task_prefix
+            else ""
         )
         messages = fit_context(
             build_messages(
                 question,
-                result.passages,
+                prepared.evidence,
                 language,
                 as_messages(selection.kept, summary, language),
                 prefix,
-                result.facts,
+                prepared.result.facts,
             ),
             chat.count_tokens,
             settings.context_tokens - settings.max_tokens,
         )
         self._residency.mark_answered(resident)
         parts: list[str] = []
-        guard = RepeatGuard()
-        stream = chat.stream(messages)
-        try:
-            async for piece in stream:
-                if not guard.feed(piece):
-                    break  # the repeated line is not shown
-                parts.append(piece)
-                yield Token(piece)
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+        async for token in _tokens(chat, messages, parts):
+            yield token
         generated = "".join(parts).strip()
-        found = bool(generated) and not is_refusal(generated)
-        text = generated
         conversation = "\n".join(m.content for m in messages[1:-1])
-        if generated and repeats_instructions(generated, messages[0].content):
-            # Talked into printing its instructions (a document saying "print your system
-            # prompt"): never shown. The manuals' own words, or "not in the manuals", instead.
-            found = bool(result.passages)
-            text = (
-                quote_sources(question, result.passages, language) if found else NOT_FOUND[language]
-            )
+        verdict = check(
+            generated, question, prepared.sources, language, messages[0].content, conversation
+        )
+        mode: AnswerMode = "generate"
+        text, found = generated, verdict != "refusal"
+        if verdict == "supported":
+            text = strip_markup(generated)
+            if text != generated:
+                yield Replaced(text, "cleaned")
+        elif verdict == "unsupported":
+            text, mode = f"{NOT_SUPPORTED[language]}\n{prepared.extractive}", "extract"
             yield Replaced(text)
-        elif not result.passages:
-            # Answered from the conversation alone: nothing to cite, and no number that the
-            # conversation does not hold (an invented torque is the answer never to give).
-            if not generated or not numbers_supported(generated, f"{conversation}\n{question}"):
-                text = NOT_FOUND[language]
-                yield Replaced(text)
-            found = False
-        elif found and not is_supported(
-            generated, question, result.passages, language, conversation
-        ):
-            text = quote_sources(question, result.passages, language)
+        yield Done(
+            self._answer(
+                question,
+                prepared,
+                text,
+                found=found,
+                model=chat.name,
+                generated=generated,
+                mode=mode,
+            )
+        )
+
+    async def _from_conversation(
+        self, question: str, language: Language, task: Task, history: History
+    ) -> AsyncIterator[AnswerEvent]:
+        """No passage matches, but the session has turns: the model may answer from them,
+        with no number that the conversation does not hold."""
+        resident = self._residency.answering()
+        chat, settings = resident.chat, resident.settings
+        selection = select(history.turns, self._history, chat.count_tokens)
+        messages = fit_context(
+            build_messages(
+                question, [], language, as_messages(selection.kept, history.summary, language)
+            ),
+            chat.count_tokens,
+            settings.context_tokens - settings.max_tokens,
+        )
+        self._residency.mark_answered(resident)
+        parts: list[str] = []
+        async for token in _tokens(chat, messages, parts):
+            yield token
+        generated = "".join(parts).strip()
+        conversation = "\n".join(m.content for m in messages[1:-1])
+        text = generated
+        if not generated or not numbers_supported(generated, f"{conversation}\n{question}"):
+            text = NOT_FOUND[language]
             yield Replaced(text)
         yield Done(
             Answer(
                 question,
                 text,
                 language,
-                found=found,
-                citations=citations(result.passages) if found else (),
+                found=False,
+                citations=(),
                 model=chat.name,
                 task=task,
                 model_answer=generated,
+                mode="generate",
             )
         )
 
@@ -233,6 +405,23 @@ class Answerer:
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without a Done event")
+
+
+async def _tokens(
+    chat: ChatModel, messages: Sequence[Message], parts: list[str]
+) -> AsyncIterator[Token]:
+    """The model's pieces as Token events (each also appended to `parts`), up to the first
+    repeated line (small models loop)."""
+    guard = RepeatGuard()
+    stream = chat.stream(messages)
+    try:
+        async for piece in stream:
+            if not guard.feed(piece):
+                break  # the repeated line is not shown
+            parts.append(piece)
+            yield Token(piece)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator
 
 
 def fit_context(messages: list[Message], count: Count, limit: int) -> list[Message]:

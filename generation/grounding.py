@@ -7,32 +7,33 @@ Handbook checks every answer before calling it found:
 - an answer that only restates the question is no answer;
 - when question and sources share a language, most of the answer's content words must occur
   in the sources.
-An answer that fails is replaced by the source lines that best match the question, each with
-its [n], so the user still gets the manual's own words.
+An answer that fails is replaced by the extractive answer (generation.extract), so the user
+still gets the manual's own words.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
+from generation.prompts import is_refusal
 from handbook.types import Language, Passage
 from ingestion.chunking import sentences
-from retrieval.sparse import STOPWORDS, fold, terms
+from retrieval.sparse import STOPWORDS, fold
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+# A number and the unit written after it (case matters: 5 m is not 5 M).
+_UNITS = (
+    r"°\s?[CF]|%|N\s?·?m|Nm|bar|mbar|psi|[kM]?Pa|[mkM]?[lL]|[mck]?m|km/h|m/s|mm/s|rpm|U/min"
+    r"|[mk]?g|t|[mk]?V|m?A|k?W|PS|hp|[kMG]?Hz|m?s|min|h|[KMGT]i?B|dB|dpi|px|pt"
+)
+_QUANTITY = re.compile(rf"(\d+(?:[.,]\d+)?)\s?({_UNITS})(?![^\W_])")
 _CITATION = re.compile(r"\[\d+\]")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _PLAIN_WORD = re.compile(r"[^\W_]+")
 MIN_SUPPORT = 0.5
 # A new line that starts a list item or a table row.
-_ITEM_BREAK = re.compile(r"\n(?=\s*(?:\d+[.)]\s|[-•–]\s|\||[^\n|]+ \| ))")
-_TABLE_RULE = re.compile(r"^[|\s:-]+$")
-
-LEAD_IN = {
-    "en": "The model's answer was not supported by the sources. The manuals say:",
-    "de": "Die Antwort des Modells war nicht durch die Quellen gedeckt. Die Handbücher sagen:",
-}
 
 
 def _numbers(text: str) -> set[str]:
@@ -43,15 +44,30 @@ def _content_words(text: str) -> set[str]:
     return {fold(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS}
 
 
+def _quantities(text: str) -> set[tuple[str, str]]:
+    """Numbers with the unit written after them: ("120", "nm")."""
+    return {
+        (number.replace(",", "."), unit.replace(" ", ""))
+        for number, unit in _QUANTITY.findall(_CITATION.sub(" ", text))
+    }
+
+
 def numbers_supported(answer: str, text: str) -> bool:
-    """Every number in `answer` occurs in `text`.
+    """Every number in `answer` occurs in `text`, and with the same unit where the answer
+    gives one (95 Nm is not supported by "95 ROZ").
 
     >>> numbers_supported("Your name is Alice.", "My name is Alice.")
     True
     >>> numbers_supported("Use 120 Nm.", "My name is Alice.")
     False
+    >>> numbers_supported("Use 95 Nm.", "Super, 95 ROZ. Wheel bolts 120 Nm.")
+    False
+    >>> numbers_supported("It takes 4,2 l [1].", "Motoröl 4.2 l SAE 5W-30")
+    True
     """
-    return _numbers(answer) <= _numbers(text)
+    if not _numbers(answer) <= _numbers(text):
+        return False
+    return _quantities(answer) <= _quantities(text)
 
 
 def is_supported(
@@ -74,7 +90,9 @@ def is_supported(
     >>> is_supported("Es sind 210 bar [1].", "Welcher Druck?", p, "de")  # only a number: fine
     True
     """
-    sources = "\n".join([*(p.chunk.text for p in passages), conversation])
+    sources = "\n".join(
+        [*(f"{p.chunk.title}\n{p.chunk.section}\n{p.chunk.text}" for p in passages), conversation]
+    )
     if not numbers_supported(answer, sources):
         return False
     words = _content_words(answer)
@@ -107,39 +125,38 @@ def repeats_instructions(answer: str, instructions: str, min_words: int = 6) -> 
     return False
 
 
-def _units(text: str) -> list[str]:
-    r"""Sentences, list items and table rows of a passage, each on one line.
+Verdict = Literal["supported", "unsupported", "refusal"]
 
-    >>> _units("9. Schrauben mit dem\nSchlüssel anziehen.\n10. Prüfen. Fertig")
-    ['9. Schrauben mit dem Schlüssel anziehen.', '10. Prüfen.', 'Fertig']
-    >>> _units("| Parameter | Value |\n| --- | --- |\n| Max. pressure | 210 bar |")
-    ['| Parameter | Value |', '| Max. pressure | 210 bar |']
+# Our prompt's delimiters, which small models copy into their answers.
+_MARKUP = re.compile(r"</?sources?>|^\s*\[\d+\][^\n]*(?:Seite|page) \d+[^\n]*$", re.I | re.M)
+
+
+def strip_markup(answer: str) -> str:
+    """The answer without the prompt's own markup (source tags, source label lines).
+
+    >>> strip_markup("<source> [1] Radwechsel: mit 120 Nm anziehen [1]. </source>")
+    '[1] Radwechsel: mit 120 Nm anziehen [1].'
     """
-    units: list[str] = []
-    for part in _ITEM_BREAK.split(text):
-        flat = " ".join(part.split())
-        if flat.startswith("|"):  # a table row is one unit
-            units += [] if _TABLE_RULE.match(flat) else [flat]
-        else:
-            units += [" ".join(s.split()) for s in sentences(flat)]
-    return [u for u in units if u]
+    return " ".join(_MARKUP.sub(" ", answer).split()) if _MARKUP.search(answer) else answer
 
 
-def quote_sources(
-    question: str, passages: Sequence[Passage], language: Language, lines: int = 2
-) -> str:
-    """The source sentences sharing the most terms with the question, with their [n]."""
-    wanted = terms(question, language)
-    scored: list[tuple[float, int, str]] = []
-    for n, passage in enumerate(passages, start=1):
-        for line in _units(passage.chunk.text):
-            if len(line) < 12:
-                continue
-            have = terms(line, passage.chunk.language)
-            score = sum(min(w, have[t]) for t, w in wanted.items() if t in have)
-            if score > 0:
-                scored.append((score, -n, f"{line} [{n}]"))
-    best = [text for _, _, text in sorted(scored, reverse=True)[:lines]]
-    if not best:
-        best = [f"{passages[0].chunk.text.strip().splitlines()[0]} [1]"]
-    return LEAD_IN[language] + "\n" + "\n".join(f"- {line}" for line in best)
+def check(
+    answer: str,
+    question: str,
+    evidence: Sequence[Passage],
+    language: Language,
+    instructions: str,
+    conversation: str = "",
+) -> Verdict:
+    """Whether a generated answer may be shown: supported by the evidence, a refusal ("the
+    manuals do not cover it"), or unsupported (then the extractive answer replaces it)."""
+    if not answer or repeats_instructions(answer, instructions):
+        return "unsupported"
+    if is_refusal(answer):
+        return "refusal"
+    text = strip_markup(answer)
+    return (
+        "supported"
+        if is_supported(text, question, evidence, language, conversation)
+        else "unsupported"
+    )

@@ -50,6 +50,18 @@ NOT_FOUND = {
     "en": "The indexed manuals do not contain information about this question.",
     "de": "Die indexierten Handbücher enthalten zu dieser Frage keine Angaben.",
 }
+# On-topic passages were found, but not the question's specific subject.
+NOTHING_ABOUT = {
+    "en": "The manuals say nothing about this.",
+    "de": "Dazu steht nichts in den Handbüchern.",
+}
+# A generated answer the sources did not support: the extractive answer follows.
+NOT_SUPPORTED = {
+    "en": "The model's answer was not supported by the sources.",
+    "de": "Die Antwort des Modells war nicht durch die Quellen gedeckt.",
+}
+MISSING_LABEL = {"en": "not found", "de": "nicht gefunden"}
+NEAREST_LABEL = {"en": "The nearest passages:", "de": "Am nächsten kommen:"}
 
 QUESTION_LABEL = {"en": "Question", "de": "Frage"}
 GRAPH_LABEL = {

@@ -264,9 +264,10 @@ class Handbook:
         return await build_graph(self.settings, self.registry, graph, model, progress)
 
     async def answerer(self) -> Answerer:
+        from generation.extract import Extractor
+
+        retriever = await self.retriever()
+        extractor = Extractor(self._check_embedder(writing=False), self.settings.answer.max_chars)
         return Answerer(
-            await self.retriever(),
-            self.residency(),
-            self.settings.history,
-            self.settings.chat.sources,
+            retriever, self.residency(), self.settings.history, self.settings.answer, extractor
         )

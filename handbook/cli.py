@@ -306,10 +306,21 @@ async def _show(
     return answer
 
 
+ANSWER_MODE = click.option(
+    "--answer-mode",
+    type=click.Choice(["auto", "extract", "generate"]),
+    default=None,
+    help="extract: the manuals' own words, no model; generate: the chat model writes the "
+    "answer, checked against the sources; auto (default, answer.mode): extract with the "
+    "packaged offline model, generate with a real one.",
+)
+
+
 @cli.command()
 @click.argument("question", required=False)
 @with_filters
 @click.option("--session", help="Ask within this session (its history; the turn is kept).")
+@ANSWER_MODE
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -321,13 +332,14 @@ def ask(
     batch: Path | None,
     as_json: bool,
     session: str | None,
+    answer_mode: str | None,
 ) -> None:
     """Answer QUESTION from the indexed manuals, with sources (document, page)."""
     questions = list(_questions(question, batch))
 
     async def work(hb: Handbook) -> None:
         where = _filter(docs, lang, hb)
-        options = {"k": k, "where": where, "mode": mode}
+        options = {"k": k, "where": where, "mode": mode, "answer_mode": answer_mode}
         if session is not None:
             conversation = await hb.conversation()
             for q in questions:
@@ -346,8 +358,9 @@ CHAT_HELP = "Commands: /sources (of the last answer), /reset (forget this sessio
 @cli.command()
 @click.option("--session", help="Continue this session (see `handbook sessions list`).")
 @click.option("--mode", type=MODES, default="hybrid", show_default=True, help="Retrieval mode.")
+@ANSWER_MODE
 @click.pass_context
-def chat(ctx: click.Context, session: str | None, mode: str) -> None:
+def chat(ctx: click.Context, session: str | None, mode: str, answer_mode: str | None) -> None:
     """Talk with the manuals: questions keep their context (settings: history.*)."""
     import asyncio
 
@@ -385,7 +398,7 @@ def chat(ctx: click.Context, session: str | None, mode: str) -> None:
             elif line.startswith("/"):
                 click.echo(CHAT_HELP)
             else:
-                stream = conversation.stream(session_id, line, mode=mode)
+                stream = conversation.stream(session_id, line, mode=mode, answer_mode=answer_mode)
                 last = await _show(stream, as_json=False, sources=False)
         click.secho(f"Continue with: handbook chat --session {session_id}", fg="cyan", err=True)
 

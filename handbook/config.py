@@ -165,9 +165,6 @@ class ChatSettings(Section):
     keep_alive: str = Field("30m", description="Ollama keep_alive: how long a model stays loaded.")
     context_tokens: int = Field(4096, ge=512, description="Context window (n_ctx / num_ctx).")
     max_tokens: int = Field(200, ge=1, description="Upper bound of generated tokens.")
-    sources: int = Field(
-        3, ge=1, le=20, description="Passages given to the model (`ask -k` overrides)."
-    )
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
     seed: int = Field(42, description="Sampling seed, for reproducible answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads (llamacpp); None = all.")
@@ -195,6 +192,30 @@ class ExtractionSettings(ChatSettings):
     max_tokens: int = Field(1024, ge=1, description="Upper bound of generated tokens.")
     context_tokens: int = Field(
         8192, ge=512, description="Context window: LightRAG's prompts need 6-8k tokens."
+    )
+
+
+class AnswerSettings(Section):
+    mode: Literal["auto", "extract", "generate"] = Field(
+        "auto",
+        description="extract: the manuals' own sentences, table rows and step lists, cited, no "
+        "model call; generate: a chat model writes the answer from the selected spans, checked "
+        "against them (a rejected answer falls back to extract); auto: extract with the "
+        "packaged offline model (or when the chat model cannot be reached), generate otherwise.",
+    )
+    passages: int = Field(
+        5, ge=1, le=20, description="Passages the answer's spans are chosen from (`ask -k`)."
+    )
+    max_chars: int = Field(
+        600,
+        ge=100,
+        description="Length budget of an extractive answer (a longer single span, "
+        "such as a whole step list, is still shown whole).",
+    )
+    evidence: Literal["spans", "passages"] = Field(
+        "spans",
+        description="generate: what the model reads: the selected spans (a short prompt, a "
+        "fast first token) or the whole passages.",
     )
 
 
@@ -294,6 +315,9 @@ class Settings(BaseModel):
     chat: ChatSettings = Field(default_factory=ChatSettings, description="The model that answers.")
     extraction: ExtractionSettings = Field(
         default_factory=ExtractionSettings, description="The model that extracts the graph."
+    )
+    answer: AnswerSettings = Field(
+        default_factory=AnswerSettings, description="How answers are composed."
     )
     residency: ResidencySettings = Field(
         default_factory=ResidencySettings, description="Which loaded model answers."

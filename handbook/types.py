@@ -12,6 +12,7 @@ Language = Literal["de", "en"]
 RetrievalMode = Literal["hybrid", "naive", "sparse", "local", "global", "mix"]
 GraphMode = Literal["local", "global", "hybrid"]
 GRAPH_MODES = ("local", "global", "mix")
+AnswerMode = Literal["extract", "generate"]
 
 
 class Task(StrEnum):
@@ -170,8 +171,10 @@ class Answer:
     task: str = ""
     """SPEC, PROCEDURE, EXPLAIN or TROUBLESHOOT (generation.tasks.route)."""
     model_answer: str = ""
-    """What the model generated; differs from `answer` when that was replaced by quotes from
-    the sources because the sources did not support it."""
+    """What the model generated; differs from `answer` when that was replaced by the extractive
+    answer because the sources did not support it."""
+    mode: AnswerMode = "extract"
+    """Which composition gave `answer`: extract (the manuals' own spans) or generate."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `handbook ask --json` and of the API."""
@@ -183,10 +186,12 @@ class Answer:
             "task": self.task,
             "model": self.model,
             "model_answer": self.model_answer,
+            "answer_mode": self.mode,
             "citations": [asdict(c) for c in self.citations],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Answer:
         fields = {**data, "citations": tuple(Citation(**c) for c in data["citations"])}
+        fields["mode"] = fields.pop("answer_mode", "extract")
         return cls(**fields)

@@ -24,8 +24,8 @@ from ingestion.isolation import (
     read_in_child,
 )
 from ingestion.tables import row_line
+from ingestion.text import HEADING_LIMIT, decode_text
 
-HEADING_LIMIT = 6
 # A heading is a short line; the ATX pattern is only tried on lines up to this long (on a
 # gigantic line starting with "# ##..." it would backtrack quadratically).
 HEADING_MAX_CHARS = 300
@@ -125,42 +125,6 @@ def _check_signature(suffix: str, head: bytes) -> None:
 # --- text ---------------------------------------------------------------------------------
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else the encoding charset-normalizer finds.
-
-    >>> text = "Die Größe der Ölablassschraube beträgt 14 mm; Anzugsdrehmoment 30 Nm."
-    >>> decode_text(text.encode("cp1252")) == text
-    True
-    """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise LoaderError("broken UTF-16 text; save the file as UTF-8") from None
-    if b"\x00" in data[:8192]:
-        raise LoaderError("binary data, not text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    # Windows-1252 is by far the most common legacy encoding of German/English manuals, and
-    # statistical detection is unreliable on short files: take it when it reads as such text.
-    try:
-        western = data.decode("cp1252")
-    except UnicodeDecodeError:
-        western = ""
-    unusual = [c for c in western if ord(c) > 127 and c not in _WESTERN_EXTRA]
-    if western and len(unusual) <= len(western) // 200:
-        return western
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise LoaderError("unknown text encoding; save the file as UTF-8")
-    return str(best)
-
-
-_WESTERN_EXTRA = frozenset("äöüÄÖÜßéèêáàâçñ€°µ²³§–—„“”‚‘’«»·±×÷½¼¾©®™…")
 _UNDERLINE = re.compile(r"^(=+|-+)\s*$")
 
 
@@ -209,10 +173,19 @@ def load_text(path: Path, _limits: Limits) -> Loaded:
 # --- markdown -----------------------------------------------------------------------------
 
 
+# Comments are not shown to a reader, so they are not indexed (a planted instruction hides
+# there as easily as a note); their lines stay as blank lines so line numbers hold.
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def _blank_lines(match: re.Match[str]) -> str:
+    return "\n" * match.group().count("\n")
+
+
 def load_markdown(path: Path, _limits: Limits) -> Loaded:
     from markdown_it import MarkdownIt
 
-    text = decode_text(path.read_bytes()).replace("\r\n", "\n")
+    text = _HTML_COMMENT.sub(_blank_lines, decode_text(path.read_bytes()).replace("\r\n", "\n"))
     lines: list[str | None] = list(text.split("\n"))
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     headings: list[tuple[int, int, int, str]] = []  # (start line, end line, level, title)
@@ -255,70 +228,6 @@ def _markdown_rows(tokens: list[Any], start: int) -> list[str]:
             rows.append(row_line(cells))
             cells = []
     return rows
-
-
-# --- HTML ---------------------------------------------------------------------------------
-
-_BLOCKS = ("p", "li", "pre", "blockquote", "dt", "dd", "caption", "figcaption", "td", "th")
-
-
-def load_html(path: Path, _limits: Limits) -> Loaded:
-    from bs4 import BeautifulSoup, Tag
-
-    soup = BeautifulSoup(decode_text(path.read_bytes()), "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "nav", "svg", "head"]):
-        if tag.name == "head":
-            continue
-        tag.decompose()
-    title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    body = soup.body or soup
-    sections: list[Section] = []
-    stack: list[tuple[int, str, str | None]] = []
-    lines: list[str] = []
-
-    def flush() -> None:
-        text = "\n".join(lines).strip()
-        if text:
-            anchor = stack[-1][2] if stack else None
-            sections.append(Section(text, None, tuple(t for _, t, _ in stack), anchor))
-        lines.clear()
-
-    # Iterative walk (deeply nested HTML must not hit the recursion limit).
-    todo: list[Tag] = [body] if isinstance(body, Tag) else []
-    while todo:
-        node = todo.pop()
-        name = node.name or ""
-        if re.fullmatch(r"h[1-6]", name):
-            flush()
-            level = int(name[1])
-            heading = node.get_text(" ", strip=True)
-            parent = node.find_parent(id=True)
-            anchor = node.get("id") or (parent.get("id") if parent is not None else None)
-            stack[:] = [s for s in stack if s[0] < level][: HEADING_LIMIT - 1]
-            stack.append((level, heading, str(anchor) if anchor else None))
-            if not title and level == 1:
-                title = heading
-            continue
-        if name == "tr":
-            cells = [c.get_text(" ", strip=True) for c in node.find_all(["td", "th"])]
-            if any(cells):
-                lines.append(row_line(cells))
-            continue
-        if name in _BLOCKS and not node.find(re.compile(r"^(h[1-6]|table|ul|ol|p)$")):
-            text = node.get_text(" ", strip=True)
-            if text:
-                prefix = "- " if name == "li" and node.parent and node.parent.name == "ul" else ""
-                lines.append(prefix + text)
-            continue
-        children = [c for c in node.children if isinstance(c, Tag)]
-        if not children:
-            text = node.get_text(" ", strip=True)
-            if text:
-                lines.append(text)
-        todo.extend(reversed(children))
-    flush()
-    return Loaded(title or path.stem, "html", sections)
 
 
 # --- DOCX ---------------------------------------------------------------------------------
@@ -422,6 +331,12 @@ def load_pdf(path: Path, limits: Limits, on_page: PageProgress | None = None) ->
 
     title, sections, notes = read_pdf(path, limits.ocr_options, on_page, tables=limits.pdf_tables)
     return Loaded(title, "pdf", sections, notes)
+
+
+def load_html(path: Path, limits: Limits) -> Loaded:
+    from ingestion.html import load_html as read_html
+
+    return read_html(path, limits)
 
 
 LOADERS: dict[str, Callable[[Path, Limits], Loaded]] = {

@@ -130,7 +130,7 @@ def ocr_pages(
     processes at once.
 
     Each language model that Tesseract loads adds to its time (deu+eng on every page took
-    15-20 % more CPU than this, at the same error rate: bench/README.md §9): the first page with
+    15-20 % more CPU than this, at the same error rate: bench/README.md §10): the first page with
     enough text is read with all configured languages, the rest with the language found on it
     alone (a German manual's English table is still read well by the German model).
     """

@@ -124,6 +124,24 @@ def dbsf(rankings: Sequence[Sequence[Hit]], weights: Sequence[float] | None = No
     return _fuse(rankings, weights, _normalised)
 
 
+def lexical_weight(dense_hits: Sequence[Hit], language: Language, weight: float) -> float:
+    """The lexical list's weight in fusion. Lexical matches cannot cross languages: when the
+    best dense hits are in another language than the question, the lexical list finds the
+    wrong documents. So `weight` is scaled by the share of the top ten dense hits written in
+    the question's language.
+
+    >>> from handbook.types import Chunk
+    >>> de, en = (Chunk("d", i, "t", "t", "p", None, (), g) for i, g in ((0, "de"), (1, "en")))
+    >>> lexical_weight([(de, .9), (en, .8), (en, .7), (en, .6)], "en", 0.5)
+    0.375
+    >>> lexical_weight([], "de", 0.5)
+    0.5
+    """
+    top = dense_hits[:10]
+    same = sum(c.language == language for c, _ in top) / len(top) if top else 1.0
+    return weight * same
+
+
 class Retriever:
     def __init__(
         self,
@@ -173,12 +191,7 @@ class Retriever:
             )
 
         dense_hits, sparse_hits = await asyncio.gather(dense(), lexical())
-        # Lexical matches cannot cross languages: when the best dense hits are in another
-        # language than the question, the lexical list finds the wrong documents. Its weight
-        # follows the share of the top dense hits written in the question's language.
-        top = dense_hits[:10]
-        same = sum(c.language == language for c, _ in top) / len(top) if top else 1.0
-        weights = (1.0, self._settings.sparse_weight * same)
+        weights = (1.0, lexical_weight(dense_hits, language, self._settings.sparse_weight))
         best_dense = dense_hits[0][1] if dense_hits else 0.0
         if mode == "naive":
             fused = [(c, s, [i, None]) for i, (c, s) in enumerate(dense_hits, start=1)]

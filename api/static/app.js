@@ -107,8 +107,10 @@ async function ask(question) {
       if (event === "token") view.answer.textContent += data.text;
       else if (event === "replaced") {
         view.answer.textContent = data.text;
-        view.answer.append(element("div", { class: "replaced" },
-          "The model's answer was not supported by the sources; the sources are quoted instead."));
+        if (data.reason !== "cleaned") {
+          view.answer.append(element("div", { class: "replaced" },
+            "The model's answer was replaced by the manuals' own words."));
+        }
       } else if (event === "done") {
         if (!view.answer.textContent.trim()) view.answer.textContent = data.answer;
         renderCitations(view.citations, data);

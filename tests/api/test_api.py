@@ -66,8 +66,9 @@ def test_ask_answers_with_the_fields_of_ask_json(server: Server) -> None:
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert set(body) == {"question", "answer", "language", "found", "task", "model",
-                             "model_answer", "citations", "session"}  # fmt: skip
+                             "model_answer", "answer_mode", "citations", "session"}  # fmt: skip
         assert body["language"] == "de" and body["found"]
+        assert body["answer_mode"] == "extract" and "120 Nm" in body["answer"]
         assert any(
             c["path"].endswith("werkstatthandbuch_kompakt-3.pdf") and c["page"] in (2, 3)
             for c in body["citations"]
@@ -86,8 +87,16 @@ def test_ask_streams_server_sent_events(server: Server) -> None:
     assert seen[0][1]["results"][0]["path"].endswith("hydraulic_press_hp200.md")
     done = seen[-1][1]
     streamed = "".join(data["text"] for kind, data in seen if kind == "token")
-    assert done["model_answer"].strip() == streamed.strip()
-    assert "210" in done["answer"] and done["citations"]
+    # The offline default extracts: what is streamed is the answer, nothing is withdrawn.
+    assert done["answer_mode"] == "extract" and done["answer"] == streamed
+    assert "replaced" not in kinds
+    assert "210 bar" in done["answer"] and done["citations"]
+    # The real offline model on request: its tokens stream, and `model_answer` keeps them.
+    generate = {**question, "answer_mode": "generate"}
+    with server.client() as client, client.stream("POST", "/v1/ask", json=generate) as response:
+        seen = list(events(response))
+    streamed = "".join(data["text"] for kind, data in seen if kind == "token")
+    assert seen[-1][1]["model_answer"].strip() == streamed.strip() != ""
 
 
 def test_search_and_graph_mode_errors(server: Server) -> None:
@@ -251,8 +260,9 @@ def test_openai_client_gets_answers_and_sources(server: Server) -> None:
 def test_a_client_leaving_mid_stream_loses_nothing(server: Server) -> None:
     with server.client() as client:
         session = client.post("/v1/sessions", json={}).json()["id"]
+        # Generated, so that the answer is still streaming when the client hangs up.
         body = {"question": "How often must the hydraulic oil be changed?", "session": session,
-                "stream": True}  # fmt: skip
+                "stream": True, "answer_mode": "generate"}  # fmt: skip
         with client.stream("POST", "/v1/ask", json=body) as response:
             for kind, _ in events(response):
                 if kind == "token":

@@ -175,3 +175,23 @@ def test_judge_checks_faithfulness_and_compares_in_both_orders(
     assert (run.folder / "judge.jsonl").read_text().splitlines() == lines
     markdown = render(run)[0].read_text()
     assert "faithful (judge)" in markdown and "## Pairwise" in markdown
+
+
+def test_the_extractive_answerer_is_a_model_in_the_benchmark(
+    own_index: Path, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from eval.chat_bench import run_bench
+    from eval.chat_report import render
+    from tests.conftest import make_settings
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in QUESTIONS) + "\n")
+    run = asyncio.run(run_bench(make_settings(own_index), ["extract"], [questions], tmp_path / "r"))
+    rows = {r["id"]: r for r in run.results()}
+    assert {r["model"] for r in rows.values()} == {"extract"}
+    assert rows["t1"]["model_name"] == "extract" and rows["t1"]["tokens"] == 0
+    assert rows["t1"]["key_fact_recall"] == 1.0 and rows["t1"]["found"]
+    assert rows["t2"]["key_fact_recall"] == 1.0 and rows["t2"]["language"] == "de"
+    assert "| extract |" in render(run)[0].read_text()

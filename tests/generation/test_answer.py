@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from generation.answer import Done, Replaced, Token
 from handbook.app import Handbook
+from handbook.errors import BackendUnavailable
 from handbook.types import Answer
 from tests.conftest import make_settings
 
@@ -44,9 +47,22 @@ def test_invented_number_is_replaced_by_quotes_from_the_sources(
     answer, events = ask(indexed_home, "Mit welchem Drehmoment werden die Radschrauben angezogen?")
     assert any(isinstance(e, Replaced) for e in events)
     assert answer.model_answer == scripted.script
-    assert "95 Nm" not in answer.answer and "Handbücher sagen" in answer.answer
+    assert "95 Nm" not in answer.answer and "Laut den Handbüchern" in answer.answer
+    assert answer.answer.startswith("Die Antwort des Modells war nicht durch die Quellen gedeckt.")
+    replaced = next(e for e in events if isinstance(e, Replaced))
+    assert replaced.reason == "unsupported" and replaced.text == answer.answer
+    assert "120 Nm" in answer.answer, "the manual's value, from its table"
     assert "[1]" in answer.answer or "[2]" in answer.answer
     assert "Antworte auf Deutsch" in scripted.calls[0][0].content
+
+
+def test_copied_prompt_markup_is_cleaned_not_rejected(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.script = "<source> The maximum working pressure is 210 bar [1]. </source>"
+    answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
+    replaced = [e for e in events if isinstance(e, Replaced)]
+    assert [e.reason for e in replaced] == ["cleaned"]
+    assert answer.found and answer.mode == "generate"
+    assert answer.answer == "The maximum working pressure is 210 bar [1]."
 
 
 def test_loops_are_cut_at_the_first_repetition(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
@@ -65,5 +81,34 @@ def test_off_topic_question_is_declined_without_the_model(indexed_home: Path, sc
 
 def test_model_refusal_means_not_found(indexed_home: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     scripted.script = "The manuals do not cover this question."
-    answer, _ = ask(indexed_home, "What is the towing capacity of the Kompakt 3?")
+    answer, _ = ask(indexed_home, "How much can the Kompakt 3 tow?")
     assert not answer.found and answer.citations == ()
+
+
+def test_auto_answers_from_the_manuals_when_the_model_cannot_be_reached(
+    indexed_home: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    scripted.fail_calls_after = 0  # the server is down before the first call
+    answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
+    assert answer.found and answer.mode == "extract" and "210 bar" in answer.answer
+    assert [e.text for e in events if isinstance(e, Token)] == [answer.answer]
+
+
+def test_a_model_failing_mid_answer_or_when_asked_for_is_an_error(
+    indexed_home: Path, scripted
+) -> None:  # type: ignore[no-untyped-def]
+    question = "What is the maximum pressure of the HP-200 press?"
+    scripted.script = "The maximum working pressure is 210 bar [1]."
+    scripted.fail_after = 2  # tokens were shown: nothing is silently swapped in
+    with pytest.raises(BackendUnavailable):
+        ask(indexed_home, question)
+    scripted.fail_after = None
+    scripted.fail_calls_after = 0
+
+    async def generate() -> None:
+        settings = make_settings(indexed_home, CHAT__BACKEND="scripted")
+        async with Handbook(settings) as hb:
+            await (await hb.answerer()).ask(question, answer_mode="generate")
+
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(generate())
