@@ -112,6 +112,7 @@ class SessionOut(BaseModel):
     created: float
     updated: float
     turns: int
+    owner: str = Field(description="The user who started it ('' from the CLI).")
 
 
 class Turn(BaseModel):

@@ -183,10 +183,10 @@ def sessions_table(found: list[SessionInfo]) -> None:
     if not found:
         console.print("No sessions yet. Start one with `handbook chat`.")
         return
-    table = Table("session", "turns", "last used", "title")
+    table = Table("session", "user", "turns", "last used", "title")
     for info in found:
         when = datetime.datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M")
-        table.add_row(info.id, str(info.turns), when, info.title)
+        table.add_row(info.id, info.owner or "(local)", str(info.turns), when, info.title)
     console.print(table)
 
 
