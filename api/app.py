@@ -30,7 +30,7 @@ from api.jobs import IndexJobs
 from api.services import Services
 from api.uploads import UploadRejected
 from generation.sessions import SessionNotFound
-from handbook.app import Handbook
+from handbook.app import Handbook, HomeLock
 from handbook.config import Settings, load_settings
 from handbook.errors import (
     BackendUnavailable,
@@ -179,12 +179,14 @@ async def _send_error(send: Send, exc: HTTPException) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
+    """`lock`: the data folder's lock, taken already by `handbook serve`."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = KeyRing.from_settings(settings.api)
         keys.check_file()
-        async with Handbook(settings) as hb:
+        async with Handbook(settings, lock) as hb:
             jobs = IndexJobs(hb)
             app.state.services = Services(
                 settings,

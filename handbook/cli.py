@@ -645,7 +645,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
             f"Listening on {host} needs API keys: set HANDBOOK_API_KEYS=key1,key2 (or api.keys, "
             "or api.keys_file with one key per line), or pass --no-auth to serve without them."
         )
-    run_server(settings, host, port)
+    with user_errors(ctx):
+        run_server(settings, host, port)
 
 
 def _add_groups() -> None:
