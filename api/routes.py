@@ -111,6 +111,7 @@ def document_out(record: DocumentRecord) -> dict[str, Any]:
         "language": record.language,
         "size": record.size,
         "chunks": record.chunks,
+        "indexed": record.indexed,
         "pages": record.pages,
         "updated_at": record.updated_at,
     }

@@ -86,6 +86,10 @@ class DocumentOut(BaseModel):
     language: str
     size: int
     chunks: int
+    indexed: bool = Field(
+        description="False: a run stopped before it finished this document; `chunks` is what "
+        "it meant to store, and the next index run redoes it."
+    )
     pages: int | None
     updated_at: float
 

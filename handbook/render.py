@@ -171,10 +171,17 @@ def docs_table(records: list[DocumentRecord]) -> None:
             r.format,
             r.language,
             str(r.pages or ""),
-            str(r.chunks),
+            str(r.chunks) if r.indexed else "unfinished",
             Path(r.path).name,
         )
     console.print(table)
+    unfinished = sum(not r.indexed for r in records)
+    if unfinished:
+        console.print(
+            f"{unfinished} of {len(records)} documents are unfinished (a run was stopped before "
+            "it finished them; their passages may be missing from answers). Run `handbook index "
+            "PATH` again."
+        )
 
 
 def sessions_table(found: list[SessionInfo]) -> None:

@@ -275,7 +275,8 @@ class Indexer:
             chunks=len(chunks),
             todo=todo,
             stale=sorted(stored - {c.id for c in chunks}),
-            status=Status.UPDATED if previous else Status.INDEXED,
+            # A document whose last run was killed before it finished was never indexed.
+            status=Status.UPDATED if previous and previous.indexed else Status.INDEXED,
         )
 
     async def _store_batch(self, batch: list[tuple[_Pending, Chunk]], progress: Progress) -> None:
