@@ -28,7 +28,7 @@ from api import openai_compat, routes, schemas
 from api.auth import KeyRing, KeysBeforeBody
 from api.jobs import IndexJobs
 from api.services import Services
-from api.uploads import UploadRejected
+from api.uploads import UploadRejected, restore_kept
 from generation.sessions import SessionNotFound
 from handbook.app import Handbook, HomeLock
 from handbook.config import Settings, load_settings
@@ -198,6 +198,8 @@ def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
             )
             await _warm_up(hb, settings)
             jobs.start()
+            for restored in restore_kept(settings.uploads_path):
+                log.warning("Put back %s: its replacement was not indexed before a stop", restored)
             if settings.uploads_path.is_dir() and any(settings.uploads_path.iterdir()):
                 jobs.submit(settings.uploads_path)  # uploads left unindexed by a stop
             try:

@@ -158,7 +158,8 @@ def _remove_upload(path: Path, uploads: Path) -> None:
 )
 async def upload_document(file: Annotated[UploadFile, File()], svc: Svc) -> Any:
     """Upload a manual (PDF, HTML, Markdown, text, DOCX); it is indexed by a queued job
-    (GET /v1/jobs/{id}). A file with the same name replaces the earlier upload."""
+    (GET /v1/jobs/{id}). A file with the same name replaces the earlier upload once it is
+    indexed; if it cannot be indexed, the earlier file and its chunks stay."""
     settings = svc.settings
     name = safe_name(file.filename or "", tuple(settings.index.extensions))
     uploads = settings.uploads_path
@@ -171,8 +172,8 @@ async def upload_document(file: Annotated[UploadFile, File()], svc: Svc) -> Any:
             yield chunk
 
     async with svc.jobs.writer:  # not while a job reads the previous version
-        await save(chunks(), target, int(settings.api.max_upload_mb * CHUNK))
-    job = svc.jobs.submit(target.absolute())
+        kept = await save(chunks(), target, int(settings.api.max_upload_mb * CHUNK))
+    job = svc.jobs.submit(target.absolute(), kept)
     return job.to_dict()
 
 
