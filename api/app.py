@@ -262,6 +262,12 @@ def _system_routes(app: FastAPI) -> None:
             store_state = "ok"
         except HandbookError as exc:
             store_state = str(exc)
+        except Exception as exc:  # a store server gone away raises its client's own errors
+            log.warning("readyz: the store does not answer: %r", exc)
+            store_state = (
+                f"The store ({svc.settings.store.backend}) does not answer ({type(exc).__name__}); "
+                "check that it runs (store.url), then GET /readyz again."
+            )
         models = hb.residency().load_times()
         loaded = any(seconds is not None for seconds in models.values())
         ready = store_state == "ok" and (loaded or not svc.settings.api.preload)
