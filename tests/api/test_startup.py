@@ -92,3 +92,12 @@ def test_production_names_a_model_the_ollama_server_lacks(tmp_path: Path) -> Non
     line = one_line(done)
     assert "does not have extraction.model gemma3:4b-it-q8_0" in line
     assert "handbook models pull gemma3:4b-it-q8_0" in line and "chat.model" not in line
+
+
+def test_a_malformed_keys_file_line_stops_serve_naming_the_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# users\nk-alice-1 alice reader\nk-bob-2 bob owner\n", "utf-8")
+    done, _ = serve_cli(tmp_path / "home", HANDBOOK_API__KEYS_FILE=str(keys))
+    line = one_line(done)
+    assert f"api.keys_file {keys}: Line 3 of the keys file" in line
+    assert "reader or admin" in line and "k-bob-2" not in line, "the key is not echoed"
