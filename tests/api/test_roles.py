@@ -259,3 +259,22 @@ def test_two_users_asking_at_once_each_see_only_their_own(server: Server) -> Non
     with client(server, BOB) as bob:
         bobs_turns = bob.get(f"/v1/sessions/{made[BOB]}").json()["turns"]
         assert len(bobs_turns) == 2, "Alice's refused question added nothing to Bob's session"
+
+
+def test_a_route_without_a_declared_role_is_refused_even_to_an_admin(settings: Settings) -> None:
+    """Fails closed: a route added without `**READER` or `**ADMIN` is usable by nobody."""
+    from api.app import create_app
+    from api.auth import LOCAL, NO_ROLE, Principal, Role, RoleTable, forbidden
+
+    app = create_app(settings)
+
+    @app.get("/v1/undeclared")
+    async def undeclared() -> dict[str, str]:
+        return {}
+
+    known, required = RoleTable().required(app, "GET", "/v1/undeclared")
+    assert known and required is None
+    assert forbidden(LOCAL, required) == NO_ROLE
+    assert forbidden(Principal("alice", Role.READER), Role.ADMIN) is not None
+    assert forbidden(Principal("carol", Role.ADMIN), Role.ADMIN) is None
+    assert RoleTable().required(app, "GET", "/v1/jobs") == (True, Role.ADMIN)
