@@ -278,3 +278,21 @@ def test_a_route_without_a_declared_role_is_refused_even_to_an_admin(settings: S
     assert forbidden(Principal("alice", Role.READER), Role.ADMIN) is not None
     assert forbidden(Principal("carol", Role.ADMIN), Role.ADMIN) is None
     assert RoleTable().required(app, "GET", "/v1/jobs") == (True, Role.ADMIN)
+
+
+def test_a_malformed_line_added_to_a_running_keys_file_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refused at start-up (tests/api/test_startup.py); on a running server one typo must not
+    lock every user out: that line is skipped, with a warning, and the others keep working."""
+    from api.auth import KeyRing, Role
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("k-alice alice reader\n", "utf-8")
+    ring = KeyRing((), keys, clock=lambda: 1e12)  # never "recent": re-read on every change
+    assert ring.user("k-alice") is not None
+    keys.write_text("k-alice alice reader\nk-bob bob admn\nk-carol carol admin\n", "utf-8")
+    carol = ring.user("k-carol")
+    assert carol is not None and carol.role is Role.ADMIN and carol.name == "carol"
+    assert ring.user("k-alice") is not None and ring.user("k-bob") is None
+    assert "Line 2 of the keys file" in caplog.text
