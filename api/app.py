@@ -28,9 +28,9 @@ from api import openai_compat, routes, schemas
 from api.auth import KeyRing, KeysBeforeBody
 from api.jobs import IndexJobs
 from api.services import Services
-from api.uploads import UploadRejected
+from api.uploads import UploadRejected, restore_kept
 from generation.sessions import SessionNotFound
-from handbook.app import Handbook
+from handbook.app import Handbook, HomeLock
 from handbook.config import Settings, load_settings
 from handbook.errors import (
     BackendUnavailable,
@@ -179,12 +179,14 @@ async def _send_error(send: Send, exc: HTTPException) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
+    """`lock`: the data folder's lock, taken already by `handbook serve`."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = KeyRing.from_settings(settings.api)
         keys.check_file()
-        async with Handbook(settings) as hb:
+        async with Handbook(settings, lock) as hb:
             jobs = IndexJobs(hb)
             app.state.services = Services(
                 settings,
@@ -196,6 +198,8 @@ def create_app(settings: Settings) -> FastAPI:
             )
             await _warm_up(hb, settings)
             jobs.start()
+            for restored in restore_kept(settings.uploads_path):
+                log.warning("Put back %s: its replacement was not indexed before a stop", restored)
             if settings.uploads_path.is_dir() and any(settings.uploads_path.iterdir()):
                 jobs.submit(settings.uploads_path)  # uploads left unindexed by a stop
             try:
@@ -258,6 +262,12 @@ def _system_routes(app: FastAPI) -> None:
             store_state = "ok"
         except HandbookError as exc:
             store_state = str(exc)
+        except Exception as exc:  # a store server gone away raises its client's own errors
+            log.warning("readyz: the store does not answer: %r", exc)
+            store_state = (
+                f"The store ({svc.settings.store.backend}) does not answer ({type(exc).__name__}); "
+                "check that it runs (store.url), then GET /readyz again."
+            )
         models = hb.residency().load_times()
         loaded = any(seconds is not None for seconds in models.values())
         ready = store_state == "ok" and (loaded or not svc.settings.api.preload)

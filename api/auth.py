@@ -1,20 +1,28 @@
-"""API keys: `api.keys` from the settings plus `api.keys_file`, re-read when the file changes,
-so that deleting a line revokes a key on the next request without a restart.
+"""API keys and their users: `api.keys` from the settings plus `api.keys_file`, re-read when
+the file changes, so that deleting a line revokes a key on the next request without a restart.
+Each key belongs to a user (`Principal`) with a role (`Role`); each route declares the role it
+needs in its OpenAPI operation (`ROLE_KEY`), and that declaration is what is enforced.
 
-Keys are checked twice: by `KeysBeforeBody` for every /v1 request before anything reads its
-body (FastAPI reads and parses a body before it runs a route's dependencies, so a client
-without a key could otherwise make the server take in a 50 MB upload), and by the routers'
-`require_key` dependency (api/services.py), which also documents the scheme in OpenAPI.
+Keys and roles are checked twice: by `KeysBeforeBody` for every /v1 request before anything
+reads its body (FastAPI reads and parses a body before it runs a route's dependencies, so a
+client without a key, or a reader, could otherwise make the server take in a 50 MB upload), and
+by the routers' `authorize` dependency (api/services.py), which hands the route its user and
+documents the scheme in OpenAPI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -35,19 +43,86 @@ UNAUTHORIZED = (
 PROTECTED = "/v1"
 
 
-def parse_keys(text: str) -> tuple[str, ...]:
-    """The keys in a keys file: one per line; blank lines and `#` comment lines are skipped.
+class Role(StrEnum):
+    """What a key's user may do. `reader`: ask, search, list and read documents, their own
+    sessions. `admin`: also upload and delete documents, follow index jobs, every session."""
 
-    >>> parse_keys("# ops team\\nk1\\n\\n  k2  \\n#k3\\n")
-    ('k1', 'k2')
+    READER = "reader"
+    ADMIN = "admin"
+
+
+ROLE_KEY = "x-handbook-role"
+"""The OpenAPI extension naming each operation's role; `KeysBeforeBody` enforces what it says."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The user a request acts as."""
+
+    name: str
+    role: Role
+
+    def may(self, required: Role) -> bool:
+        return self.role is Role.ADMIN or required is Role.READER
+
+
+LOCAL = Principal("local", Role.ADMIN)
+"""Without keys (loopback only) every request is the local admin, as the CLI is."""
+
+
+def key_user(key: str) -> str:
+    """The user of a plain key (no name in the keys file, or `api.keys`): each key its own,
+    named by a digest so that its sessions survive a restart and the name shows no key.
+
+    >>> key_user("k1")
+    'key-6ab9f1eb'
     """
-    lines = (line.strip() for line in text.splitlines())
-    return tuple(line for line in lines if line and not line.startswith("#"))
+    return "key-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+
+
+def plain_key(key: str) -> tuple[bytes, Principal]:
+    """A key without a name: its own user, with the admin role (what every key could do before
+    users and roles existed)."""
+    return key.encode("utf-8"), Principal(key_user(key), Role.ADMIN)
+
+
+def parse_keys(
+    text: str, skip: Callable[[str], None] | None = None
+) -> tuple[tuple[bytes, Principal], ...]:
+    """The keys in a keys file, one per line: `KEY NAME ROLE` (a named user with role `reader`
+    or `admin`) or a plain `KEY` (its own user, admin). Blank lines and `#` comment lines are
+    skipped; any other line is a `ConfigError` naming it, or, with `skip`, is passed to it and
+    left out (a typo in one line of a running server's file must not lock everyone out).
+
+    >>> [(k, p.name, p.role.value) for k, p in parse_keys("# ops\\nk1 alice reader\\n\\n k2 \\n")]
+    [(b'k1', 'alice', 'reader'), (b'k2', 'key-015f7e6b', 'admin')]
+    >>> parse_keys("k3 bob owner")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    handbook.errors.ConfigError: Line 1 of the keys file is not `KEY`, nor `KEY NAME ROLE` ...
+    """
+    found: list[tuple[bytes, Principal]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) == 1:
+            found.append(plain_key(fields[0]))
+        elif len(fields) == 3 and fields[2] in tuple(Role):
+            found.append((fields[0].encode("utf-8"), Principal(fields[1], Role(fields[2]))))
+        else:
+            problem = (
+                f"Line {number} of the keys file is not `KEY`, nor `KEY NAME ROLE` with ROLE "
+                "reader or admin; fix or delete that line."
+            )
+            if skip is None:
+                raise ConfigError(problem)
+            skip(problem)
+    return tuple(found)
 
 
 class KeyRing:
-    """The keys the API accepts right now: fixed ones plus the lines of a keys file, which is
-    checked (one `stat`) on every request and re-read when it changed."""
+    """The keys the API accepts right now, each with its user: fixed ones plus the lines of a
+    keys file, which is checked (one `stat`) on every request and re-read when it changed."""
 
     def __init__(
         self,
@@ -55,11 +130,11 @@ class KeyRing:
         keys_file: Path | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._fixed = tuple(k.encode("utf-8") for k in keys)
+        self._fixed = tuple(plain_key(k) for k in keys)
         self._file = keys_file
         self._clock = clock
         self._signature: tuple[int, ...] | None = None
-        self._from_file: tuple[bytes, ...] = ()
+        self._from_file: tuple[tuple[bytes, Principal], ...] = ()
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> KeyRing:
@@ -72,33 +147,41 @@ class KeyRing:
         return bool(self._fixed) or self._file is not None
 
     def check_file(self) -> None:
-        """At start-up: a named keys file must be readable."""
+        """At start-up: a named keys file must be readable and every line well formed."""
         if self._file is None:
             return
         try:
-            self._file.read_text(encoding="utf-8")
+            parse_keys(self._file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"api.keys_file {self._file} cannot be read ({exc}); create it with one key "
                 "per line, or unset api.keys_file."
             ) from exc
+        except ConfigError as exc:
+            raise ConfigError(f"api.keys_file {self._file}: {exc}") from None
 
     def current(self) -> tuple[bytes, ...]:
         """The keys accepted now."""
-        return self._fixed + self._file_keys()
+        return tuple(key for key, _ in self._fixed + self._file_keys())
 
-    def accepts(self, given: str) -> bool:
-        """Whether `given` is one of the keys, compared in constant time. `given` is a header
-        value, which Starlette decodes as Latin-1: its bytes are the bytes the client sent."""
+    def user(self, given: str) -> Principal | None:
+        """The user whose key `given` is (None: no such key), compared in constant time.
+        `given` is a header value, which Starlette decodes as Latin-1: its bytes are the bytes
+        the client sent."""
         if not given:
-            return False
+            return None
         raw = given.encode("latin-1", errors="replace")
-        found = False
-        for key in self.current():
-            found |= secrets.compare_digest(raw, key)  # no early exit: every key is compared
+        found: Principal | None = None
+        for key, principal in self._fixed + self._file_keys():
+            if secrets.compare_digest(raw, key) and found is None:  # no early exit
+                found = principal
         return found
 
-    def _file_keys(self) -> tuple[bytes, ...]:
+    def accepts(self, given: str) -> bool:
+        """Whether `given` is one of the keys."""
+        return self.user(given) is not None
+
+    def _file_keys(self) -> tuple[tuple[bytes, Principal], ...]:
         if self._file is None:
             return ()
         try:
@@ -113,7 +196,9 @@ class KeyRing:
                             "until it can", self._file, exc)  # fmt: skip
             self._signature, self._from_file = UNREADABLE, ()
             return ()
-        keys = tuple(k.encode("utf-8") for k in parse_keys(text))
+        keys = parse_keys(
+            text, lambda problem: log.warning("api.keys_file %s: %s", self._file, problem)
+        )
         if self._signature is not None and keys != self._from_file:
             log.info("api.keys_file %s changed: %d keys", self._file, len(keys))
         self._signature, self._from_file = signature, keys
@@ -131,24 +216,80 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+FORBIDDEN = "This needs the {role} role; your key's user {name!r} is a {has}. Ask an admin."
+NO_ROLE = "This route declares no role, so nobody may use it (api/auth.py: ROLE_KEY)."
+
+
+def forbidden(principal: Principal, required: Role | None) -> str | None:
+    """Why `principal` may not use a route that requires `required` (None: it may). A route
+    without a declared role is refused to everyone: a forgotten declaration fails closed."""
+    if required is None:
+        return NO_ROLE
+    if principal.may(required):
+        return None
+    return FORBIDDEN.format(role=required.value, name=principal.name, has=principal.role.value)
+
+
+class RoleTable:
+    """(method, path) -> the role its OpenAPI operation declares, read from the app's schema
+    once, so that what the docs say is what is enforced."""
+
+    def __init__(self) -> None:
+        self._table: list[tuple[re.Pattern[str], dict[str, Role | None]]] | None = None
+
+    def required(self, app: Any, method: str, path: str) -> tuple[bool, Role | None]:
+        """(found, role): found is False for a path or method the schema does not have."""
+        if self._table is None:
+            self._table = [
+                (
+                    re.compile(re.sub(r"\{[^/]+\}", "[^/]+", template) + r"\Z"),
+                    {
+                        m.upper(): (Role(op[ROLE_KEY]) if ROLE_KEY in op else None)
+                        for m, op in operations.items()
+                    },
+                )
+                for template, operations in app.openapi()["paths"].items()
+            ]
+        for pattern, methods in self._table:
+            if pattern.match(path) and method in methods:
+                return True, methods[method]
+        return False, None
+
+
 class KeysBeforeBody:
-    """Refuses a /v1 request without a valid key before its body is read (see above)."""
+    """Refuses a /v1 request without a valid key (401), or whose user lacks the route's role
+    (403), before its body is read (see above)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.roles = RoleTable()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and (path == PROTECTED or path.startswith(PROTECTED + "/")):
             keys: KeyRing = scope["app"].state.services.keys
-            token = bearer_token(Headers(scope=scope).get("authorization"))
-            if keys.enabled and not keys.accepts(token):
-                response = JSONResponse(
-                    {"error": "unauthorized", "message": UNAUTHORIZED},
-                    status_code=401,
-                    # Close: the server need not take in a body nobody will read.
-                    headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
-                )
-                await response(scope, receive, send)
+            principal = LOCAL
+            if keys.enabled:
+                token = bearer_token(Headers(scope=scope).get("authorization"))
+                found = keys.user(token)
+                if found is None:
+                    await _refuse(scope, receive, send, 401, "unauthorized", UNAUTHORIZED)
+                    return
+                principal = found
+            known, required = self.roles.required(scope["app"], scope["method"], path)
+            problem = forbidden(principal, required) if known else None
+            if problem is not None:
+                await _refuse(scope, receive, send, 403, "forbidden", problem)
                 return
         await self.app(scope, receive, send)
+
+
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+) -> None:
+    headers = {"Connection": "close"}  # the server need not take in a body nobody will read
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    response = JSONResponse({"error": code, "message": message}, status_code=status,
+                            headers=headers)  # fmt: skip
+    await response(scope, receive, send)

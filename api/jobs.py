@@ -4,6 +4,7 @@ questions keep being answered."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -33,6 +34,8 @@ class Job:
     error: str | None = None
     documents: list[dict[str, Any]] = field(default_factory=list)
     graph: dict[str, Any] | None = None
+    kept: Path | None = None
+    """The earlier upload this one replaced: put back if this one fails to index."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,8 +70,8 @@ class IndexJobs:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
 
-    def submit(self, path: Path) -> Job:
-        job = Job(uuid.uuid4().hex[:12], str(path))
+    def submit(self, path: Path, kept: Path | None = None) -> Job:
+        job = Job(uuid.uuid4().hex[:12], str(path), kept=kept)
         self._jobs[job.id] = job
         while len(self._jobs) > KEEP:
             self._jobs.popitem(last=False)
@@ -98,7 +101,22 @@ class IndexJobs:
             except Exception as exc:  # a bug must not stop the worker; the log has the trace
                 log.exception("index job %s failed", job.id)
                 job.state, job.error = "failed", f"internal error ({type(exc).__name__})"
+            if job.kept is not None:
+                self._settle(job)
             job.finished = time.time()
+
+    @staticmethod
+    def _settle(job: Job) -> None:
+        """An upload that replaced an earlier file: keep it if it was indexed, else put the
+        earlier file back (its chunks are still the ones in the index)."""
+        assert job.kept is not None
+        if job.state == "failed":
+            job.kept.replace(job.path)
+            job.error = f"{job.error} The earlier {Path(job.path).name} was kept."
+        else:
+            job.kept.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # only when empty: no other replacement pending
+            job.kept.parent.rmdir()
 
     async def _index(self, job: Job) -> None:
         hb = self._handbook

@@ -20,12 +20,12 @@ from fastapi.responses import StreamingResponse
 
 from api import schemas
 from api.routes import ERRORS, MODEL_ID
-from api.services import Svc, require_key
+from api.services import READER, Svc, authorize
 from generation.answer import Done, Replaced, Token
 from generation.history import History, Turn
 from handbook.types import Answer
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 
 
 def conversation(messages: list[schemas.ChatMessage]) -> tuple[str, History]:
@@ -55,6 +55,7 @@ def sources(answer: Answer) -> list[dict[str, Any]]:
 
 @router.post(
     "/chat/completions",
+    **READER,
     responses={
         **ERRORS,
         200: {

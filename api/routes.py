@@ -8,19 +8,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from api import schemas
-from api.services import Svc, require_key
+from api.auth import Principal, Role
+from api.services import ADMIN, READER, Svc, User, authorize
 from api.uploads import CHUNK, safe_name, save
 from generation.answer import Done, Replaced, Retrieved, Token
+from generation.sessions import SessionInfo, SessionNotFound
 from handbook.types import Answer
 from ingestion.doc_registry import DocumentRecord
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 415, 422, 503)
+    code: {"model": schemas.Error} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)
 }
 
 
@@ -34,6 +36,7 @@ def sse(event: str, data: Any) -> str:
 
 @router.post(
     "/ask",
+    **READER,
     response_model=schemas.AnswerOut,
     responses={
         **ERRORS,
@@ -45,8 +48,9 @@ def sse(event: str, data: Any) -> str:
         },
     },
 )
-async def ask(body: schemas.AskRequest, svc: Svc) -> Any:
-    """Answer a question from the indexed manuals, with citations (document, page)."""
+async def ask(body: schemas.AskRequest, svc: Svc, user: User) -> Any:
+    """Answer a question from the indexed manuals, with citations (document, page). A
+    `session` must be the user's own (an admin's: any)."""
     hb = svc.handbook
     where = hb.search_filter(body.docs, body.lang)
     options: dict[str, Any] = {
@@ -56,7 +60,7 @@ async def ask(body: schemas.AskRequest, svc: Svc) -> Any:
         "answer_mode": body.answer_mode,
     }
     if body.session is not None:
-        hb.sessions.get(body.session)  # 404 before anything starts
+        own_session(svc, user, body.session)  # 404 before anything starts
         events = (await hb.conversation()).stream(body.session, body.question, **options)
     else:
         events = (await hb.answerer()).stream(body.question, **options)
@@ -90,7 +94,7 @@ async def ask(body: schemas.AskRequest, svc: Svc) -> Any:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
-@router.post("/search", response_model=schemas.SearchOut, responses=ERRORS)
+@router.post("/search", **READER, response_model=schemas.SearchOut, responses=ERRORS)
 async def search(body: schemas.SearchRequest, svc: Svc) -> Any:
     """The passages that best match a query (no model answers)."""
     hb = svc.handbook
@@ -112,12 +116,13 @@ def document_out(record: DocumentRecord) -> dict[str, Any]:
         "language": record.language,
         "size": record.size,
         "chunks": record.chunks,
+        "indexed": record.indexed,
         "pages": record.pages,
         "updated_at": record.updated_at,
     }
 
 
-@router.get("/documents", response_model=list[schemas.DocumentOut], responses=ERRORS)
+@router.get("/documents", **READER, response_model=list[schemas.DocumentOut], responses=ERRORS)
 async def list_documents(svc: Svc) -> Any:
     return [document_out(r) for r in svc.handbook.registry.all()]
 
@@ -129,12 +134,12 @@ def _document(svc: Svc, doc_id: str) -> DocumentRecord:
     return record
 
 
-@router.get("/documents/{doc_id}", response_model=schemas.DocumentOut, responses=ERRORS)
+@router.get("/documents/{doc_id}", **READER, response_model=schemas.DocumentOut, responses=ERRORS)
 async def get_document(doc_id: str, svc: Svc) -> Any:
     return document_out(_document(svc, doc_id))
 
 
-@router.delete("/documents/{doc_id}", response_model=schemas.Deleted, responses=ERRORS)
+@router.delete("/documents/{doc_id}", **ADMIN, response_model=schemas.Deleted, responses=ERRORS)
 async def delete_document(doc_id: str, svc: Svc) -> Any:
     """Remove a document from the index and the graph (and its upload, if it was uploaded)."""
     record = _document(svc, doc_id)
@@ -151,13 +156,15 @@ def _remove_upload(path: Path, uploads: Path) -> None:
 
 @router.post(
     "/documents",
+    **ADMIN,
     status_code=202,
     response_model=schemas.JobOut,
     responses=ERRORS,
 )
 async def upload_document(file: Annotated[UploadFile, File()], svc: Svc) -> Any:
     """Upload a manual (PDF, HTML, Markdown, text, DOCX); it is indexed by a queued job
-    (GET /v1/jobs/{id}). A file with the same name replaces the earlier upload."""
+    (GET /v1/jobs/{id}). A file with the same name replaces the earlier upload once it is
+    indexed; if it cannot be indexed, the earlier file and its chunks stay."""
     settings = svc.settings
     name = safe_name(file.filename or "", tuple(settings.index.extensions))
     uploads = settings.uploads_path
@@ -170,17 +177,17 @@ async def upload_document(file: Annotated[UploadFile, File()], svc: Svc) -> Any:
             yield chunk
 
     async with svc.jobs.writer:  # not while a job reads the previous version
-        await save(chunks(), target, int(settings.api.max_upload_mb * CHUNK))
-    job = svc.jobs.submit(target.absolute())
+        kept = await save(chunks(), target, int(settings.api.max_upload_mb * CHUNK))
+    job = svc.jobs.submit(target.absolute(), kept)
     return job.to_dict()
 
 
-@router.get("/jobs", response_model=list[schemas.JobOut], responses=ERRORS)
+@router.get("/jobs", **ADMIN, response_model=list[schemas.JobOut], responses=ERRORS)
 async def list_jobs(svc: Svc) -> Any:
     return [job.to_dict() for job in svc.jobs.all()]
 
 
-@router.get("/jobs/{job_id}", response_model=schemas.JobOut, responses=ERRORS)
+@router.get("/jobs/{job_id}", **ADMIN, response_model=schemas.JobOut, responses=ERRORS)
 async def get_job(job_id: str, svc: Svc) -> Any:
     job = svc.jobs.get(job_id)
     if job is None:
@@ -191,40 +198,67 @@ async def get_job(job_id: str, svc: Svc) -> Any:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def session_out(info: Any) -> dict[str, Any]:
+def session_out(info: SessionInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "title": info.title,
         "created": info.created,
         "updated": info.updated,
         "turns": info.turns,
+        "owner": info.owner,
     }
 
 
-@router.post("/sessions", status_code=201, response_model=schemas.SessionOut, responses=ERRORS)
-async def create_session(svc: Svc, body: schemas.SessionCreate | None = None) -> Any:
-    """Start a conversation; ask within it with `POST /v1/ask {"session": id}`."""
-    return session_out(svc.handbook.sessions.create(body.title if body else ""))
+def own_session(svc: Svc, user: Principal, session_id: str) -> SessionInfo:
+    """The session, if `user` may use it: their own, or any for an admin. Another user's
+    session is "not found", exactly as one that does not exist (its existence is not told)."""
+    info = svc.handbook.sessions.get(session_id)
+    if info.owner != user.name and not user.may(Role.ADMIN):
+        raise SessionNotFound(MISSING_SESSION.format(session_id))
+    return info
 
 
-@router.get("/sessions", response_model=list[schemas.SessionOut], responses=ERRORS)
-async def list_sessions(svc: Svc) -> Any:
-    return [session_out(s) for s in svc.handbook.sessions.all()]
+MISSING_SESSION = (
+    "There is no session {!r}. POST /v1/sessions starts a new one; GET /v1/sessions lists yours."
+)
 
 
-@router.get("/sessions/{session_id}", response_model=schemas.SessionHistory, responses=ERRORS)
-async def get_session(session_id: str, svc: Svc) -> Any:
-    sessions = svc.handbook.sessions
-    info = sessions.get(session_id)
+@router.post(
+    "/sessions", **READER, status_code=201, response_model=schemas.SessionOut, responses=ERRORS
+)
+async def create_session(svc: Svc, user: User, body: schemas.SessionCreate | None = None) -> Any:
+    """Start a conversation, owned by the key's user; ask within it with
+    `POST /v1/ask {"session": id}`."""
+    return session_out(svc.handbook.sessions.create(body.title if body else "", user.name))
+
+
+@router.get("/sessions", **READER, response_model=list[schemas.SessionOut], responses=ERRORS)
+async def list_sessions(
+    svc: Svc, user: User, *, every: Annotated[bool, Query(alias="all")] = False
+) -> Any:
+    """The user's own sessions, newest first; `?all=true` (admins only): everyone's."""
+    if every and not user.may(Role.ADMIN):
+        raise HTTPException(403, "Only an admin may list every user's sessions (?all=true).")
+    return [session_out(s) for s in svc.handbook.sessions.all(None if every else user.name)]
+
+
+@router.get(
+    "/sessions/{session_id}", **READER, response_model=schemas.SessionHistory, responses=ERRORS
+)
+async def get_session(session_id: str, svc: Svc, user: User) -> Any:
+    """A session's questions and answers (the user's own; an admin's: any)."""
+    info = own_session(svc, user, session_id)
     turns = [
         {"n": t.n, "created": t.created, "answer": answer_out(t.answer, session_id)}
-        for t in sessions.turns(session_id)
+        for t in svc.handbook.sessions.turns(session_id)
     ]
     return {"session": session_out(info), "turns": turns}
 
 
-@router.delete("/sessions/{session_id}", response_model=schemas.Deleted, responses=ERRORS)
-async def delete_session(session_id: str, svc: Svc) -> Any:
+@router.delete("/sessions/{session_id}", **READER, response_model=schemas.Deleted, responses=ERRORS)
+async def delete_session(session_id: str, svc: Svc, user: User) -> Any:
+    """Delete a session and its history (the user's own; an admin's: any)."""
+    own_session(svc, user, session_id)
     svc.handbook.sessions.delete(session_id)
     return {"deleted": session_id}
 
@@ -234,7 +268,7 @@ async def delete_session(session_id: str, svc: Svc) -> Any:
 MODEL_ID = "handbook"
 
 
-@router.get("/models", response_model=schemas.ModelList, responses=ERRORS)
+@router.get("/models", **READER, response_model=schemas.ModelList, responses=ERRORS)
 async def models(svc: Svc) -> Any:
     """OpenAI-style model list: `handbook` answers from the manuals with the chat model."""
     chat = svc.settings.chat

@@ -95,6 +95,10 @@ class DocumentOut(BaseModel):
     language: str
     size: int
     chunks: int
+    indexed: bool = Field(
+        description="False: a run stopped before it finished this document; `chunks` is what "
+        "it meant to store, and the next index run redoes it."
+    )
     pages: int | None
     updated_at: float
 
@@ -121,6 +125,7 @@ class SessionOut(BaseModel):
     created: float
     updated: float
     turns: int
+    owner: str = Field(description="The user who started it ('' from the CLI).")
 
 
 class Turn(BaseModel):

@@ -11,6 +11,7 @@ arrives in one read passes. Here the head gets a deadline (`api.header_timeout_s
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -65,14 +66,30 @@ def protocol(head_timeout: float) -> type[HeadDeadlineProtocol]:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the API with uvicorn until interrupted."""
+    """Run the API with uvicorn until interrupted. What can stop it at start-up is checked
+    first, before uvicorn runs the app (where a failure is a traceback and exit 3): every
+    configured model and server (`preflight`), then the data folder's lock (another process,
+    e.g. `handbook index`, may hold it). Each raises a `HandbookError`: one line, exit 1."""
     import uvicorn
 
     from api.app import create_app
+    from handbook.app import Handbook, HomeLock
+    from handbook.preflight import preflight
 
+    preflight(settings)
+    lock = HomeLock(settings.home)
+    if Handbook.uses_home_lock(settings):
+        lock.acquire()
+    try:
+        _run(uvicorn, create_app(settings, lock), settings, host, port)
+    finally:
+        lock.release()
+
+
+def _run(uvicorn: Any, app: Any, settings: Settings, host: str, port: int) -> None:
     api = settings.api
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         http=protocol(api.header_timeout_s),

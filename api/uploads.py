@@ -84,9 +84,32 @@ def check_content(name: str, head: bytes) -> None:
         raise UploadRejected(f"{name} is named {suffix} but is not {kind}.", 415)
 
 
-async def save(chunks: AsyncIterator[bytes], target: Path, max_bytes: int) -> int:
+REPLACED = ".replaced"
+"""Under uploads/: the earlier file of a name uploaded again, kept until the new one is indexed
+(then deleted) or fails to index (then put back: a broken upload never replaces a good file)."""
+
+
+def kept_copy(target: Path) -> Path:
+    return target.parent / REPLACED / target.name
+
+
+def restore_kept(uploads: Path) -> list[Path]:
+    """At start-up: earlier files whose replacements were never indexed (the server stopped
+    first) are put back; their replacements are dropped. Returns the restored files."""
+    folder = uploads / REPLACED
+    restored = []
+    for kept in sorted(folder.iterdir()) if folder.is_dir() else []:
+        kept.replace(uploads / kept.name)
+        restored.append(uploads / kept.name)
+    if restored:
+        folder.rmdir()
+    return restored
+
+
+async def save(chunks: AsyncIterator[bytes], target: Path, max_bytes: int) -> Path | None:
     """Write an upload to `target` atomically, checking its type and size as it arrives.
-    Nothing is left behind when it is refused."""
+    Nothing is left behind when it is refused. A file already at `target` is kept aside
+    (`kept_copy`) unless an earlier file is kept already; returns the kept copy, if made."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
     size = 0
@@ -105,7 +128,16 @@ async def save(chunks: AsyncIterator[bytes], target: Path, max_bytes: int) -> in
                 await asyncio.to_thread(out.write, chunk)
         if size == 0:
             check_content(target.name, b"")
-        partial.replace(target)
+        return await asyncio.to_thread(_put, partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    return size
+
+
+def _put(partial: Path, target: Path) -> Path | None:
+    kept = kept_copy(target)
+    keep = target.exists() and not kept.exists()
+    if keep:
+        kept.parent.mkdir(exist_ok=True)
+        target.replace(kept)
+    partial.replace(target)
+    return kept if keep else None

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     summary TEXT NOT NULL DEFAULT '',
-    summary_upto INTEGER NOT NULL DEFAULT 0
+    summary_upto INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS turns (
     session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -52,6 +53,8 @@ class SessionInfo:
     created: float
     updated: float
     turns: int
+    owner: str = ""
+    """The API user who started it ('' from the CLI or before users existed: admins only)."""
 
 
 @dataclass(frozen=True)
@@ -64,26 +67,33 @@ class StoredTurn:
 class SessionStore:
     def __init__(self, path: Path) -> None:
         self._db = connect(path, SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+        if "owner" not in columns:  # a sessions.sqlite from before users existed
+            self._db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
 
-    def create(self, title: str = "") -> SessionInfo:
+    def create(self, title: str = "", owner: str = "") -> SessionInfo:
         now = time.time()
         session_id = uuid.uuid4().hex[:12]
         self._db.execute(
-            "INSERT INTO sessions (id, title, created, updated) VALUES (?, ?, ?, ?)",
-            (session_id, title, now, now),
+            "INSERT INTO sessions (id, title, created, updated, owner) VALUES (?, ?, ?, ?, ?)",
+            (session_id, title, now, now, owner),
         )
-        return SessionInfo(session_id, title, now, now, 0)
+        return SessionInfo(session_id, title, now, now, 0, owner)
 
     _INFO = (
-        "SELECT s.id, s.title, s.created, s.updated, COUNT(t.n) FROM sessions s "
+        "SELECT s.id, s.title, s.created, s.updated, COUNT(t.n), s.owner FROM sessions s "
         "LEFT JOIN turns t ON t.session_id = s.id"
     )
 
-    def all(self) -> list[SessionInfo]:
-        rows = self._db.execute(f"{self._INFO} GROUP BY s.id ORDER BY s.updated DESC").fetchall()
+    def all(self, owner: str | None = None) -> list[SessionInfo]:
+        """Newest first; only `owner`'s when given."""
+        where, args = ("WHERE s.owner = ? ", (owner,)) if owner is not None else ("", ())
+        rows = self._db.execute(
+            f"{self._INFO} {where}GROUP BY s.id ORDER BY s.updated DESC", args
+        ).fetchall()
         return [SessionInfo(*row) for row in rows]
 
     def get(self, session_id: str) -> SessionInfo:

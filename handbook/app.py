@@ -45,7 +45,13 @@ class HomeLock:
         self._path = home / "lock"
         self._file: IO[str] | None = None
 
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
     def acquire(self) -> None:
+        if self.held:
+            return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         handle = self._path.open("a+")
         try:
@@ -84,9 +90,12 @@ class _GraphOnDemand:
 
 
 class Handbook:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lock: HomeLock | None = None) -> None:
+        """`lock`: the data folder's lock, when the caller took it already (`handbook serve`
+        takes it before the server starts, so that a held folder is one clear line); it is
+        released with the Handbook."""
         self.settings = settings
-        self._lock = HomeLock(settings.home)
+        self._lock = lock or HomeLock(settings.home)
         self._registry: DocumentRegistry | None = None
         self._embedder: Embedder | None = None
         self._store: VectorStore | None = None
@@ -96,9 +105,14 @@ class Handbook:
         self._closing = AsyncExitStack()
 
     async def __aenter__(self) -> Handbook:
-        if self.settings.store.backend in EMBEDDED_STORES:
+        if self.uses_home_lock(self.settings):
             self._lock.acquire()
         return self
+
+    @staticmethod
+    def uses_home_lock(settings: Settings) -> bool:
+        """An embedded store has a single writer: one process per data folder."""
+        return settings.store.backend in EMBEDDED_STORES
 
     async def __aexit__(
         self,

@@ -16,15 +16,17 @@ class ApiSettings(Section):
     keys: tuple[str, ...] = Field(
         (),
         description="API keys (`Authorization: Bearer KEY`); when set, every route but the "
-        "health checks and the web page needs one. Env: HANDBOOK_API_KEYS=k1,k2.",
+        "health checks and the web page needs one. Each key is its own user with the admin "
+        "role (name users and give roles in api.keys_file). Env: HANDBOOK_API_KEYS=k1,k2.",
     )
     keys_file: Path | None = Field(
         None,
-        description="A file of API keys, one per line (lines starting with # are comments), "
-        "accepted besides api.keys. It is re-read when it changes: delete a line and that key "
-        "is refused from the next request on, without a restart. When set, keys are required "
-        "even if the file holds none; `serve` does not start if it cannot be read, and none of "
-        "its keys is accepted while it is missing.",
+        description="A file of API keys, one per line: `KEY NAME ROLE` (a named user, ROLE "
+        "reader or admin) or a plain `KEY` (its own user, admin); lines starting with # are "
+        "comments. Accepted besides api.keys. It is re-read when it changes: delete a line and "
+        "that key is refused from the next request on, without a restart. When set, keys are "
+        "required even if the file holds none; `serve` does not start if it cannot be read or "
+        "a line is malformed, and none of its keys is accepted while it is missing.",
     )
     max_upload_mb: float = Field(50.0, gt=0, description="Largest document upload.")
     max_body_kb: int = Field(256, ge=1, description="Largest JSON request body.")

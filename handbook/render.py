@@ -180,10 +180,17 @@ def docs_table(records: list[DocumentRecord]) -> None:
             r.format,
             r.language,
             str(r.pages or ""),
-            str(r.chunks),
+            str(r.chunks) if r.indexed else "unfinished",
             Path(r.path).name,
         )
     console.print(table)
+    unfinished = sum(not r.indexed for r in records)
+    if unfinished:
+        console.print(
+            f"{unfinished} of {len(records)} documents are unfinished (a run was stopped before "
+            "it finished them; their passages may be missing from answers). Run `handbook index "
+            "PATH` again."
+        )
 
 
 def sessions_table(found: list[SessionInfo]) -> None:
@@ -192,10 +199,10 @@ def sessions_table(found: list[SessionInfo]) -> None:
     if not found:
         console.print("No sessions yet. Start one with `handbook chat`.")
         return
-    table = Table("session", "turns", "last used", "title")
+    table = Table("session", "user", "turns", "last used", "title")
     for info in found:
         when = datetime.datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M")
-        table.add_row(info.id, str(info.turns), when, info.title)
+        table.add_row(info.id, info.owner or "(local)", str(info.turns), when, info.title)
     console.print(table)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from handbook.sqlite import connect, transaction
 
@@ -53,6 +54,10 @@ class DocumentRecord:
     chunks: int
     pages: int | None
     updated_at: float
+    indexed: bool = True
+    """Its vectors are stored for its current content. False: a run that started it was killed
+    (or failed) before it finished; `chunks` is then what that run meant to store, and the
+    next `handbook index` redoes it."""
 
 
 class DocumentRegistry:
@@ -66,29 +71,33 @@ class DocumentRegistry:
 
     def get(self, doc_id: str) -> DocumentRecord | None:
         row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)
+            f"SELECT {_COLUMNS}, {_INDEXED} FROM documents d WHERE doc_id = ?", (doc_id,)
         ).fetchone()
-        return DocumentRecord(*row) if row else None
+        return _record(row) if row else None
 
     def all(self) -> list[DocumentRecord]:
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY path").fetchall()
-        return [DocumentRecord(*row) for row in rows]
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS}, {_INDEXED} FROM documents d ORDER BY path"
+        ).fetchall()
+        return [_record(row) for row in rows]
 
     def find(self, key: str) -> list[DocumentRecord]:
         """Documents matching an id, an id prefix, a path or a file name."""
         resolved = str(Path(key).expanduser().resolve()) if key else key
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM documents WHERE doc_id = ? OR path = ? "
+            f"SELECT {_COLUMNS}, {_INDEXED} FROM documents d WHERE doc_id = ? OR path = ? "
             "OR (length(?) >= 4 AND doc_id LIKE ? || '%') ORDER BY path",
             (key, resolved, key, key),
         ).fetchall()
         if not rows:
             rows = [
                 r
-                for r in self._db.execute(f"SELECT {_COLUMNS} FROM documents").fetchall()
+                for r in self._db.execute(
+                    f"SELECT {_COLUMNS}, {_INDEXED} FROM documents d"
+                ).fetchall()
                 if Path(r[1]).name == key
             ]
-        return [DocumentRecord(*row) for row in rows]
+        return [_record(row) for row in rows]
 
     def stage_done(self, doc_id: str, stage: str, sha256: str) -> bool:
         row = self._db.execute(
@@ -143,3 +152,14 @@ class DocumentRegistry:
 
 
 _COLUMNS = "doc_id, path, title, format, language, sha256, size, chunks, pages, updated_at"
+_INDEXED = (
+    f"EXISTS (SELECT 1 FROM stages s WHERE s.doc_id = d.doc_id AND s.stage = '{STAGE_VECTORS}' "
+    "AND s.sha256 = d.sha256)"
+)
+
+
+def _record(row: tuple[Any, ...]) -> DocumentRecord:
+    doc_id, path, title, form, language, sha256, size, chunks, pages, updated_at, indexed = row
+    return DocumentRecord(
+        doc_id, path, title, form, language, sha256, size, chunks, pages, updated_at, bool(indexed)
+    )

@@ -11,6 +11,7 @@ Order of writes per document (what makes a killed run resumable without duplicat
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import time
@@ -92,7 +93,7 @@ def discover(root: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[
     problems: list[FileOutcome] = []
     if not root.exists():
         if root.is_symlink():
-            return [], [FileOutcome(str(root), Status.FAILED, reason="broken symbolic link")]
+            return [], [FileOutcome(str(root), Status.FAILED, reason=link_problem(root))]
         raise HandbookError(f"{root} does not exist.")
     if root.is_file():
         if root.suffix.lower() not in extensions:
@@ -119,13 +120,44 @@ def discover(root: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[
                 continue
             path = Path(current, name)
             if not path.exists():
-                problems.append(
-                    FileOutcome(str(path), Status.FAILED, reason="broken symbolic link")
-                )
+                problems.append(FileOutcome(str(path), Status.FAILED, reason=link_problem(path)))
                 continue
             files.append(path.resolve())
     unique = list(dict.fromkeys(files))
     return unique, problems
+
+
+def link_problem(path: Path) -> str:
+    """Why a symbolic link leads to no file: a loop (named link by link), a missing target.
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a.md").symlink_to("b.md"); (folder / "b.md").symlink_to("a.md")
+    >>> link_problem(folder / "a.md")
+    'symbolic link loop (a.md -> b.md -> a.md); make one of them a real file or delete them'
+    >>> (folder / "c.md").symlink_to("gone.md")
+    >>> link_problem(folder / "c.md")
+    'broken symbolic link (its target gone.md does not exist)'
+    """
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            chain, seen, current = [path.name], {os.path.abspath(path)}, path
+            while current.is_symlink() and len(chain) < 41:  # the kernel's limit is 40
+                target = os.readlink(current)
+                chain.append(target)
+                current = current.parent / target
+                if os.path.abspath(current) in seen:
+                    break
+                seen.add(os.path.abspath(current))
+            return (
+                f"symbolic link loop ({' -> '.join(chain)}); make one of them a real file or "
+                "delete them"
+            )
+        if exc.errno == errno.ENOENT:
+            return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+        return f"cannot be read: {exc.strerror}"
+    return "not a readable file"
 
 
 def _walk(root: Path, problems: list[FileOutcome]) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -282,7 +314,8 @@ class Indexer:
             chunks=len(chunks),
             todo=todo,
             stale=sorted(stored - {c.id for c in chunks}),
-            status=Status.UPDATED if previous else Status.INDEXED,
+            # A document whose last run was killed before it finished was never indexed.
+            status=Status.UPDATED if previous and previous.indexed else Status.INDEXED,
             note="; ".join(document.notes),
         )
 

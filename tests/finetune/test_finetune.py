@@ -123,12 +123,18 @@ def test_prepare_train_eval_export_serve_end_to_end(tmp_path: Path) -> None:
     assert meta["metrics"]["tokens_per_second"] > 0 and meta["metrics"]["trainable_parameters"] > 0
     assert meta["dataset_sha256"] and meta["versions"]["peft"]
 
+    # Tested on the facts it was trained on: with one held-out example "tuned >= base" held
+    # at 0 >= 0, whatever training did.
+    spec = [e for e in examples if e["messages"][0]["content"].startswith("[SPEC]")][:3]
+    (data / "test.jsonl").write_text("".join(json.dumps(e) + "\n" for e in spec))
     evaluated = handbook(
         home, "finetune", "eval", str(tuned), "--data", str(data), "--config", str(config), "--json"
     )
     rows = {row["task"]: row for row in json.loads(evaluated.stdout)["by_task"]}
-    assert rows["all"]["examples"] == 1 and 0.0 <= rows["all"]["tuned"] <= 1.0
-    assert rows["all"]["tuned"] >= rows["all"]["base"], "trained on it: at least as good"
+    print("finetune eval:", rows["all"])
+    assert rows["all"]["examples"] == len(spec) == 3  # all 10 here: base 0.0, tuned 1.0
+    assert rows["all"]["tuned"] > rows["all"]["base"], "trained on these facts: better than base"
+    assert rows["all"]["tuned"] >= 0.5, "it recalls most of what it was trained on"
     assert (tuned / "eval.json").is_file()
 
     export = tmp_path / "export"

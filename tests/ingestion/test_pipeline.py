@@ -91,6 +91,8 @@ def test_bad_files_are_reported_and_nothing_stored_is_lost(
     (corpus / "empty.md").write_text("", encoding="utf-8")
     (corpus / "loop").symlink_to(corpus, target_is_directory=True)
     (corpus / "dangling.md").symlink_to(tmp_path / "missing.md")
+    (corpus / "x.md").symlink_to("y.md")  # a loop of file links: was "broken symbolic link"
+    (corpus / "y.md").symlink_to("x.md")
     big = corpus / "huge.txt"
     with big.open("wb") as fh:
         fh.truncate(3 * 1024 * 1024)
@@ -103,6 +105,9 @@ def test_bad_files_are_reported_and_nothing_stored_is_lost(
     assert "empty" in reasons["empty.md"]
     assert "symbolic link loop" in reasons["loop"]
     assert "broken symbolic link" in reasons["dangling.md"]
+    assert "missing.md does not exist" in reasons["dangling.md"]
+    assert reasons["x.md"].startswith("symbolic link loop (x.md -> y.md -> x.md)")
+    assert reasons["y.md"].startswith("symbolic link loop (y.md -> x.md -> y.md)")
     assert "over the 2 MB limit" in reasons["huge.txt"]
     assert report.count(Status.UNCHANGED) == 2
     assert state(settings)[1] == count_before

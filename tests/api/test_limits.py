@@ -1,0 +1,124 @@
+"""Limits the README promises, against a real `handbook serve`: the answer slots (503 with
+Retry-After once the queue wait is over), CORS only for `api.cors_origins`, and the cap on open
+connections (`api.max_connections`)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import KEY, Server, start
+
+ALLOWED = "http://allowed.example"
+SLOW = "What is the maximum pressure of the HP-200 press?"  # found: the model answers
+
+
+@pytest.fixture(scope="module")
+def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("limits") / "home"
+    shutil.copytree(indexed_home, home)
+    yield from start(
+        home,
+        home.parent / "server.log",
+        HANDBOOK_API_KEYS=KEY,
+        HANDBOOK_API__MAX_CONCURRENT_ANSWERS="1",
+        HANDBOOK_API__QUEUE_TIMEOUT_S="0.5",
+        HANDBOOK_API__CORS_ORIGINS=ALLOWED,
+        HANDBOOK_API__MAX_CONNECTIONS="4",
+        HANDBOOK_CHAT__MAX_TOKENS="64",
+    )
+
+
+def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
+    """One slot, 0.5 s of queue: a second question while the first is answered waits that
+    long, then gets 503 with Retry-After; the first is answered; the slot is free afterwards."""
+    first: dict[str, httpx.Response] = {}
+    streaming = threading.Event()
+
+    def ask_slowly() -> None:
+        with (
+            server.client() as client,
+            client.stream("POST", "/v1/ask", json={"question": SLOW, "stream": True}) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("event: sources"):
+                    streaming.set()  # the slot is held from here until `done`
+            first["response"] = response
+
+    thread = threading.Thread(target=ask_slowly)
+    thread.start()
+    try:
+        assert streaming.wait(120), "the first answer started"
+        with server.client() as client:
+            refused = client.post("/v1/ask", json={"question": SLOW})
+            chat = {"model": "handbook", "messages": [{"role": "user", "content": SLOW}]}
+            refused_chat = client.post("/v1/chat/completions", json=chat)
+    finally:
+        thread.join(300)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "5"
+    assert refused.json()["error"] == "unavailable" and "max_concurrent_answers" in refused.text
+    assert refused_chat.status_code == 503 and refused_chat.headers["retry-after"] == "5"
+    assert first["response"].status_code == 200
+    with server.client() as client:
+        again = client.post("/v1/ask", json={"question": "Who won the 1954 World Cup?"})
+        assert again.status_code == 200, "the slot was given back"
+
+
+def test_cors_answers_only_the_configured_origins(server: Server) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    allowed = httpx.options(
+        f"{server.url}/v1/ask", headers={"Origin": ALLOWED, **preflight}, timeout=10
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED
+    other = httpx.options(
+        f"{server.url}/v1/ask", headers={"Origin": "http://evil.example", **preflight}, timeout=10
+    )
+    assert "access-control-allow-origin" not in other.headers
+    with server.client() as client:
+        simple = client.get("/v1/documents", headers={"Origin": "http://evil.example"})
+        assert simple.status_code == 200 and "access-control-allow-origin" not in simple.headers
+        mine = client.get("/v1/documents", headers={"Origin": ALLOWED})
+        assert mine.headers["access-control-allow-origin"] == ALLOWED
+
+
+def test_cors_is_off_without_origins(tmp_path: Path, indexed_home: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)
+    for plain in start(home, tmp_path / "server.log"):
+        answer = httpx.options(
+            f"{plain.url}/v1/documents",
+            headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET"},
+            timeout=10,
+        )
+        assert "access-control-allow-origin" not in answer.headers
+        got = httpx.get(f"{plain.url}/v1/documents", headers={"Origin": ALLOWED}, timeout=10)
+        assert got.status_code == 200 and "access-control-allow-origin" not in got.headers
+
+
+def test_connections_over_max_connections_get_503(server: Server) -> None:
+    """Four open connections (idle, within the head deadline) fill api.max_connections: the
+    fifth request is refused at once; once they close, requests are served again."""
+    host, port = server.url.removeprefix("http://").split(":")
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
+    try:
+        refused = httpx.get(f"{server.url}/healthz", timeout=10)
+        assert refused.status_code == 503, refused.text
+    finally:
+        for sock in held:
+            sock.close()
+    for _ in range(50):  # the server notices the closed sockets
+        if httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200:
+            break
+    else:
+        pytest.fail("requests were not served again after the connections closed")
