@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from eval.chat_bench import key_fact_recall
 from eval.retrieval import Question
+from eval.scoring import key_fact_recall
 from handbook.types import Answer, AnswerMode, RetrievalMode
 
 if TYPE_CHECKING:

@@ -24,15 +24,15 @@ installed, server down) is recorded as failed with the reason and the run goes o
 from __future__ import annotations
 
 import json
-import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.memory import PeakMemory, cuda_peak_mb, rss_mb
 from eval.retrieval import is_hit
+from eval.scoring import CITED, faithfulness, key_fact_recall
 from handbook.config import ChatSettings, Settings
 from handbook.errors import ConfigError, HandbookError
 from handbook.language import detect_language
@@ -148,55 +148,13 @@ def chat_settings(spec: str, base: ChatSettings) -> ChatSettings:
     raise ConfigError(f"Unknown model {spec!r}; name one as {SPEC_HELP}.")
 
 
-# --- scoring -------------------------------------------------------------------------------
-
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_CITED = re.compile(r"\[(\d{1,2})\]")
-
-
-def normal(text: str) -> str:
-    """Lower case, single spaces, decimal commas as points ("4,2 l" = "4.2 l")."""
-    text = re.sub(r"(\d),(\d)", r"\1.\2", text.lower())
-    return " ".join(text.split())
-
-
-def key_fact_recall(answer: str, facts: Sequence[str]) -> float:
-    """Share of the key facts the answer states; `a|b` is a fact with alternatives.
-
-    >>> key_fact_recall("Die Ölmenge beträgt 4,2 l (5W-30).", ["4.2 l", "5W-30", "Filter"])
-    0.6666666666666666
-    >>> key_fact_recall("Run apt-get dist-upgrade.", ["apt full-upgrade|apt-get dist-upgrade"])
-    1.0
-    """
-    if not facts:
-        return 0.0
-    text = normal(answer)
-    return sum(any(normal(alt) in text for alt in fact.split("|")) for fact in facts) / len(facts)
-
-
-def faithfulness(answer: str, passages: Sequence[Passage]) -> float | None:
-    """The documented heuristic (module docstring); None when the answer has no sentence."""
-    sources = normal(" ".join(p.chunk.text for p in passages))
-    source_words = set(re.findall(r"\w{4,}", sources))
-    source_numbers = set(_NUMBER.findall(sources))
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n", answer) if len(s.split()) >= 3]
-    if not sentences:
-        return None
-    supported = 0
-    for sentence in sentences:
-        text = normal(_CITED.sub("", sentence))
-        words = set(re.findall(r"\w{4,}", text))
-        numbers = set(_NUMBER.findall(text))
-        overlap = len(words & source_words) / len(words) if words else 1.0
-        if numbers <= source_numbers and overlap >= 0.6:
-            supported += 1
-    return supported / len(sentences)
+# --- scoring (eval/scoring.py holds the measures) ----------------------------------------
 
 
 def score(question: BenchQuestion, answer: Answer, passages: Sequence[Passage]) -> dict[str, Any]:
     """Per-answer quality figures (None where a figure does not apply)."""
     refused = not answer.found
-    cited = {int(n) for n in _CITED.findall(answer.answer)}
+    cited = {int(n) for n in CITED.findall(answer.answer)}
     given = [p for n, p in enumerate(passages, start=1) if not cited or n in cited]
     hits = [n for n, p in enumerate(passages, start=1) if is_hit(question, p)]
     if question.answerable:
@@ -218,53 +176,6 @@ def score(question: BenchQuestion, answer: Answer, passages: Sequence[Passage]) 
         "hit": bool(hits) if question.answerable else None,
         "reciprocal_rank": (1.0 / hits[0] if hits else 0.0) if question.answerable else None,
     }
-
-
-# --- memory ----------------------------------------------------------------------------------
-
-
-def rss_mb() -> float:
-    """This process's resident memory now (Linux /proc; 0 where it is not there)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class PeakMemory:
-    """Samples RSS on a thread while the block runs; `peak` is the largest sample."""
-
-    def __init__(self, every: float = 0.1) -> None:
-        self.peak = rss_mb()
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self._every):
-            self.peak = max(self.peak, rss_mb())
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
-
-
-def cuda_peak_mb() -> float | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    return float(torch.cuda.max_memory_allocated()) / 2**20
 
 
 # --- the run ---------------------------------------------------------------------------------

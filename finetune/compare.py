@@ -169,7 +169,7 @@ def compare(
             own = FinetuneSettings.model_validate(
                 {**finetune.model_dump(), **overrides, "base_model": base, "method": method}
             )
-            from eval.chat_bench import PeakMemory
+            from eval.memory import PeakMemory
 
             # Sampled while this base trains: the process's own peak (ru_maxrss) would carry
             # the bases trained before it.
