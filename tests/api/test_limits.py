@@ -44,7 +44,12 @@ def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
     def ask_slowly() -> None:
         with (
             server.client() as client,
-            client.stream("POST", "/v1/ask", json={"question": SLOW, "stream": True}) as response,
+            client.stream(
+                "POST",
+                "/v1/ask",
+                # Generated, so the slot is held while the model writes (extracting is instant).
+                json={"question": SLOW, "stream": True, "answer_mode": "generate"},
+            ) as response,
         ):
             for line in response.iter_lines():
                 if line.startswith("event: sources"):

@@ -44,7 +44,7 @@ def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         HANDBOOK_API_KEYS=f"{PLAIN_ONE},{PLAIN_TWO}",
         HANDBOOK_API__KEYS_FILE=str(root / "keys.txt"),
         HANDBOOK_CHAT__MAX_TOKENS="8",
-        HANDBOOK_CHAT__SOURCES="1",
+        HANDBOOK_ANSWER__PASSAGES="1",
     )
 
 
