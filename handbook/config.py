@@ -23,6 +23,11 @@ from handbook.config_index import IndexSettings as IndexSettings
 from handbook.errors import ConfigError
 from handbook.types import Task
 
+# Settings that moved: what an old handbook.yaml or variable is told to use instead.
+MOVED = {
+    "chat.sources": "replaced by answer.passages (passages the answer is chosen from; "
+    "HANDBOOK_ANSWER__PASSAGES)",
+}
 ENV_PREFIX = "HANDBOOK_"
 CONFIG_ENV = "HANDBOOK_CONFIG"
 CONFIG_FILE_NAME = "handbook.yaml"
@@ -435,7 +440,10 @@ def load_settings(
         return Settings.model_validate(merged)
     except ValidationError as exc:
         source = f" (from {path} and HANDBOOK_* variables)" if path else " (HANDBOOK_* variables)"
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {MOVED.get(where, err['msg'])}")
         raise ConfigError("Invalid settings" + source + ":\n" + "\n".join(lines)) from exc
 
 

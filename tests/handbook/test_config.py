@@ -59,6 +59,7 @@ def test_config_file_found_in_cwd_and_via_env(tmp_path: Path) -> None:
         ({"HANDBOOK_PROFILE": "cloud"}, "Unknown profile 'cloud'"),
         ({"HANDBOOK_STORE__BACKEND": "qdrant"}, "needs store.url"),
         ({"HANDBOOK_CHUNKING__OVERLAP_TOKENS": "999"}, "overlap_tokens must be smaller"),
+        ({"HANDBOOK_CHAT__SOURCES": "3"}, "chat.sources: replaced by answer.passages"),
     ],
 )
 def test_bad_settings_name_the_field(tmp_path: Path, env: dict[str, str], fragment: str) -> None:
