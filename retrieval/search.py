@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -124,11 +125,17 @@ def dbsf(rankings: Sequence[Sequence[Hit]], weights: Sequence[float] | None = No
     return _fuse(rankings, weights, _normalised)
 
 
-def lexical_weight(dense_hits: Sequence[Hit], language: Language, weight: float) -> float:
-    """The lexical list's weight in fusion. Lexical matches cannot cross languages: when the
-    best dense hits are in another language than the question, the lexical list finds the
-    wrong documents. So `weight` is scaled by the share of the top ten dense hits written in
-    the question's language.
+_WORDS = re.compile(r"(?<![\w-])[^\W\d_]{3,}(?![\w-])")
+
+
+def lexical_weight(
+    dense_hits: Sequence[Hit], language: Language, weight: float, query: str = ""
+) -> float:
+    """The lexical list's weight in fusion. Lexical matches of words cannot cross languages:
+    when the best dense hits are in another language than the question, the lexical list
+    finds the wrong documents. So `weight` is scaled by the share of the top ten dense hits
+    written in the question's language. A query of codes and numbers (a part number, a fault
+    code) has no language: its lexical matches count in full.
 
     >>> from handbook.types import Chunk
     >>> de, en = (Chunk("d", i, "t", "t", "p", None, (), g) for i, g in ((0, "de"), (1, "en")))
@@ -136,7 +143,11 @@ def lexical_weight(dense_hits: Sequence[Hit], language: Language, weight: float)
     0.375
     >>> lexical_weight([], "de", 0.5)
     0.5
+    >>> lexical_weight([(de, .9)], "en", 0.5, "NW 1K3 115 562")
+    1.0
     """
+    if query and len(_WORDS.findall(query)) <= 1 and any(c.isdigit() for c in query):
+        return max(1.0, weight)
     top = dense_hits[:10]
     same = sum(c.language == language for c, _ in top) / len(top) if top else 1.0
     return weight * same
@@ -191,7 +202,8 @@ class Retriever:
             )
 
         dense_hits, sparse_hits = await asyncio.gather(dense(), lexical())
-        weights = (1.0, lexical_weight(dense_hits, language, self._settings.sparse_weight))
+        lexical = lexical_weight(dense_hits, language, self._settings.sparse_weight, query)
+        weights = (1.0, lexical)
         best_dense = dense_hits[0][1] if dense_hits else 0.0
         if mode == "naive":
             fused = [(c, s, [i, None]) for i, (c, s) in enumerate(dense_hits, start=1)]
