@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from generation.spans import Unit, units
+from generation.units import QUANTITIES
 from handbook.types import Language, Passage, Task
 from ingestion.base import Embedder
 from retrieval.sparse import terms
@@ -43,32 +44,10 @@ WINDOW = True
 _VALUE = re.compile(
     r"\d\s*(?:%|°|[a-zA-Zµ³²/]{1,6}\b)|\b\d+(?:[.,]\d+)?\s*(?:x|×)\s*\d", re.UNICODE
 )
-# Quantities a question asks for, and the units that answer them (German and English).
+# Quantities a question asks for, and the units that answer them.
 _QUANTITIES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (re.compile(asked, re.IGNORECASE), re.compile(rf"\d\s*(?:{units})(?![\w])"))
-    for asked, units in (
-        (r"drehmoment|anzugsmoment|torque", r"N\s?·?m|Nm|lbf?[ .·-]?ft|ft[ .·-]?lbs?"),
-        (r"druck|pressure", r"bar|psi|kPa|MPa"),
-        (r"temperatur|temperature", r"°\s?[CF]"),
-        (
-            r"menge|volumen|capacity|volume|fassungsvermögen|inhalt",
-            r"l|ml|[Ll]iter|[Ll]itre|cm³|gal",
-        ),
-        (r"spannung|voltage", r"V|kV|mV"),
-        (r"strom|current|sicherung|fuse", r"A|mA"),
-        (r"leistung|power", r"kW|W|PS|hp"),
-        (r"gewicht|masse|weight|mass", r"kg|g|t"),
-        (
-            r"länge|breite|höhe|abstand|durchmesser|length|width|height|distance|diameter",
-            r"mm|cm|m|in",
-        ),
-        (r"geschwindigkeit|drehzahl|speed|rpm", r"km/h|mm/s|m/s|rpm|U/min|1/min"),
-        (
-            r"intervall|interval|wie lange|how long|wie oft|how often|wann|when",
-            r"s|min|h|Jahre?n?|years?|months?|Monate?n?|km|[Bb]etriebsstunden|hours?",
-        ),
-        (r"frequenz|frequency", r"Hz|kHz|MHz"),
-    )
+    for asked, units in QUANTITIES
 )
 _REMEDY = re.compile(
     r"\b(cause|remedy|solution|fix|check|replace|ursache|abhilfe|behebung|prüfen|ersetzen)\w*",

@@ -18,17 +18,13 @@ from collections.abc import Sequence
 from typing import Literal
 
 from generation.prompts import is_refusal
+from generation.units import MEASURE_UNITS
 from handbook.types import Language, Passage
 from ingestion.chunking import sentences
 from retrieval.sparse import STOPWORDS, fold
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-# A number and the unit written after it (case matters: 5 m is not 5 M).
-_UNITS = (
-    r"°\s?[CF]|%|N\s?·?m|Nm|bar|mbar|psi|[kM]?Pa|[mkM]?[lL]|[mck]?m|km/h|m/s|mm/s|rpm|U/min"
-    r"|[mk]?g|t|[mk]?V|m?A|k?W|PS|hp|[kMG]?Hz|m?s|min|h|[KMGT]i?B|dB|dpi|px|pt"
-)
-_QUANTITY = re.compile(rf"(\d+(?:[.,]\d+)?)\s?({_UNITS})(?![^\W_])")
+_QUANTITY = re.compile(rf"(\d+(?:[.,]\d+)?)\s?({MEASURE_UNITS})(?![^\W_])")
 _CITATION = re.compile(r"\[\d+\]")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _PLAIN_WORD = re.compile(r"[^\W_]+")

@@ -202,8 +202,10 @@ class Retriever:
             )
 
         dense_hits, sparse_hits = await asyncio.gather(dense(), lexical())
-        lexical = lexical_weight(dense_hits, language, self._settings.sparse_weight, query)
-        weights = (1.0, lexical)
+        weights = (
+            1.0,
+            lexical_weight(dense_hits, language, self._settings.sparse_weight, query),
+        )
         best_dense = dense_hits[0][1] if dense_hits else 0.0
         if mode == "naive":
             fused = [(c, s, [i, None]) for i, (c, s) in enumerate(dense_hits, start=1)]
