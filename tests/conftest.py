@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,29 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("HANDBOOK_HOME", str(home))
     monkeypatch.chdir(tmp_path)
     yield home
+
+
+def run_cli(
+    *args: str,
+    home: Path,
+    timeout: int = 600,
+    stdin: str | None = None,
+    path: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m handbook ARGS` in a subprocess on the data folder `home`, with no HANDBOOK_*
+    variable of the shell; `path` replaces PATH (a machine without some program)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
+    env["HANDBOOK_HOME"] = str(home)
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        [sys.executable, "-m", "handbook", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
 
 
 def make_settings(home: Path, **env: str) -> Settings:

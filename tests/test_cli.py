@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, run_cli
 
 
 def handbook(
     *args: str, home: Path, check: bool = True, timeout: int = 600, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
-    env["HANDBOOK_HOME"] = str(home)
-    result = subprocess.run(
-        [sys.executable, "-m", "handbook", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-    )
+    result = run_cli(*args, home=home, timeout=timeout, stdin=stdin)
     if check:
         assert result.returncode == 0, result.stderr
     return result

@@ -4,30 +4,12 @@ subprocess, real Tesseract, real models, embedded Qdrant."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.conftest import run_cli
 from tests.ingestion.scans import open_sided_table_pdf, scan, text_pdf
 from tests.ingestion.test_ocr import GERMAN
-
-
-def handbook(
-    *args: str, home: Path, path_env: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
-    env["HANDBOOK_HOME"] = str(home)
-    if path_env is not None:
-        env["PATH"] = path_env
-    return subprocess.run(
-        [sys.executable, "-m", "handbook", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_scanned_manual_and_table_are_indexed_and_found_with_pages(tmp_path: Path) -> None:
@@ -47,17 +29,17 @@ def test_scanned_manual_and_table_are_indexed_and_found_with_pages(tmp_path: Pat
         before="Anzugsdrehmomente der Schrauben",
     )
     home = tmp_path / "home"
-    indexed = handbook("index", str(manuals), "--json", home=home)
+    indexed = run_cli("index", str(manuals), "--json", home=home)
     assert indexed.returncode == 0, indexed.stderr
     files = {Path(f["path"]).name: f for f in json.loads(indexed.stdout)["files"]}
     scanned = files["Werkstatthandbuch_1998_scan.pdf"]
     assert scanned["status"] == "indexed" and scanned["note"].startswith("OCR 4/4 pages (deu)")
 
-    found = handbook("search", "Bremsflüssigkeit DOT 4 erneuern", "--json", "-k", "3", home=home)
+    found = run_cli("search", "Bremsflüssigkeit DOT 4 erneuern", "--json", "-k", "3", home=home)
     first = json.loads(found.stdout)["results"][0]
     assert first["path"].endswith("Werkstatthandbuch_1998_scan.pdf") and first["page"] == 4
 
-    found = handbook("search", "Anzugsdrehmoment Radschraube", "--json", "-k", "3", home=home)
+    found = run_cli("search", "Anzugsdrehmoment Radschraube", "--json", "-k", "3", home=home)
     table = next(
         r for r in json.loads(found.stdout)["results"] if r["path"].endswith("drehmomente.pdf")
     )
@@ -77,7 +59,7 @@ def test_scan_without_the_ocr_engine_gets_one_line_and_the_rest_is_indexed(
     bare = tmp_path / "bin"
     bare.mkdir()
     assert shutil.which("tesseract", path=str(bare)) is None
-    indexed = handbook("index", str(manuals), "--json", home=tmp_path / "home", path_env=str(bare))
+    indexed = run_cli("index", str(manuals), "--json", home=tmp_path / "home", path=str(bare))
     assert indexed.returncode == 1
     files = {Path(f["path"]).name: f for f in json.loads(indexed.stdout)["files"]}
     assert files["notes.md"]["status"] == "indexed"

@@ -8,6 +8,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,9 @@ def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         HANDBOOK_API__CORS_ORIGINS=ALLOWED,
         HANDBOOK_API__MAX_CONNECTIONS="4",
         HANDBOOK_CHAT__MAX_TOKENS="64",
+        # Whole passages as evidence: the model reads a long prompt, so the first answer holds
+        # its slot for seconds, well past the other requests' 0.5 s of queue.
+        HANDBOOK_ANSWER__EVIDENCE="passages",
     )
 
 
@@ -60,10 +64,12 @@ def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
     thread.start()
     try:
         assert streaming.wait(120), "the first answer started"
-        with server.client() as client:
-            refused = client.post("/v1/ask", json={"question": SLOW})
-            chat = {"model": "handbook", "messages": [{"role": "user", "content": SLOW}]}
-            refused_chat = client.post("/v1/chat/completions", json=chat)
+        chat = {"model": "handbook", "messages": [{"role": "user", "content": SLOW}]}
+        with server.client() as client, ThreadPoolExecutor(2) as pool:
+            # Both at once, so both wait within the first answer's time.
+            asked = pool.submit(client.post, "/v1/ask", json={"question": SLOW})
+            chatted = pool.submit(client.post, "/v1/chat/completions", json=chat)
+            refused, refused_chat = asked.result(), chatted.result()
     finally:
         thread.join(300)
     assert refused.status_code == 503, refused.text

@@ -14,19 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import SAMPLES
-
-
-def handbook(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
-    env["HANDBOOK_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "handbook", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from tests.conftest import SAMPLES, run_cli
 
 
 def counts(registry: Path) -> tuple[int, int]:
@@ -64,16 +52,16 @@ def test_documents_of_a_killed_run_are_listed_as_unfinished(tmp_path: Path) -> N
     begun, done = counts(home / "registry.sqlite")
     assert begun > done, (begun, done)
 
-    listed = json.loads(handbook(home, "docs", "list", "--json").stdout)["documents"]
+    listed = json.loads(run_cli("docs", "list", "--json", home=home).stdout)["documents"]
     unfinished = {d["path"] for d in listed if not d["indexed"]}
     assert len(listed) == begun and len(unfinished) == begun - done, listed
-    table = handbook(home, "docs", "list").stdout
+    table = run_cli("docs", "list", home=home).stdout
     assert table.count("unfinished") >= len(unfinished), table
     assert f"{len(unfinished)} of {begun} documents are unfinished" in " ".join(table.split())
 
-    rerun = json.loads(handbook(home, "index", str(corpus), "--json").stdout)["files"]
+    rerun = json.loads(run_cli("index", str(corpus), "--json", home=home).stdout)["files"]
     status = {f["path"]: f["status"] for f in rerun}
     assert {status[path] for path in unfinished} == {"indexed"}, status
     assert set(status.values()) <= {"indexed", "unchanged"}, "nothing was updated"
-    after = json.loads(handbook(home, "docs", "list", "--json").stdout)["documents"]
+    after = json.loads(run_cli("docs", "list", "--json", home=home).stdout)["documents"]
     assert len(after) == 16 and all(d["indexed"] for d in after)
