@@ -22,11 +22,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_compat, routes, schemas
-from api.auth import KeyRing, KeysBeforeBody
+from api.auth import KeyRing, KeysBeforeBody, Role, RoleGuard
 from api.jobs import IndexJobs
+from api.mcp_server import HttpEndpoint
 from api.services import Services
 from api.uploads import UploadRejected, restore_kept
 from generation.sessions import SessionNotFound
@@ -203,7 +205,8 @@ def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
             if settings.uploads_path.is_dir() and any(settings.uploads_path.iterdir()):
                 jobs.submit(settings.uploads_path)  # uploads left unindexed by a stop
             try:
-                yield
+                async with mcp.run():  # the MCP sessions at /mcp
+                    yield
             finally:
                 await jobs.stop()
 
@@ -215,6 +218,8 @@ def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
     )
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
+    mcp = HttpEndpoint(app)
+    app.router.routes.append(Route("/mcp", RoleGuard(mcp, Role.READER), include_in_schema=False))
     _system_routes(app)
     _error_handlers(app)
     app.add_middleware(KeysBeforeBody)  # inside RequestLimits: 431 before 401

@@ -284,6 +284,34 @@ class KeysBeforeBody:
         await self.app(scope, receive, send)
 
 
+class RoleGuard:
+    """An ASGI app served beside the routers (MCP at /mcp), behind the same keys and roles as
+    /v1: without a valid key 401 (when keys are configured; without keys, the local admin),
+    without `role` 403, both before the body is read. The user goes on in
+    `scope["handbook.principal"]`."""
+
+    def __init__(self, app: ASGIApp, role: Role) -> None:
+        self.app = app
+        self.role = role
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            keys: KeyRing = scope["app"].state.services.keys
+            principal = LOCAL
+            if keys.enabled:
+                found = keys.user(bearer_token(Headers(scope=scope).get("authorization")))
+                if found is None:
+                    await _refuse(scope, receive, send, 401, "unauthorized", UNAUTHORIZED)
+                    return
+                principal = found
+            problem = forbidden(principal, self.role)
+            if problem is not None:
+                await _refuse(scope, receive, send, 403, "forbidden", problem)
+                return
+            scope["handbook.principal"] = principal
+        await self.app(scope, receive, send)
+
+
 async def _refuse(
     scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
 ) -> None:

@@ -277,4 +277,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
         run_server(settings, host, port)
 
 
-COMMANDS = (sessions, docs, models, config, reset, serve)
+@click.command()
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """Serve the manuals to an AI assistant over MCP on stdin/stdout (Claude Desktop, IDE
+    agents): tools search, ask and list_documents, documents as resources. The assistant starts
+    this command; see the README. Logs go to stderr."""
+    from api.mcp_server import run_stdio
+
+    with user_errors(ctx):
+        run_stdio(ctx.obj.settings)
+
+
+COMMANDS = (sessions, docs, models, config, reset, serve, mcp)

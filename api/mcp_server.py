@@ -1,0 +1,445 @@
+"""Handbook as an MCP server, for AI assistants (Claude Desktop, IDE agents): tools to search
+the manuals, ask them (a cited answer) and list the documents; each document as a resource
+with its passages.
+
+The same server runs over stdio (`handbook mcp`: one Handbook, opened at the first call, so
+that the assistant starts it at once and `handbook index` can run until it is used) and over
+streamable HTTP at `/mcp` in `handbook serve` (the API's Handbook, keys and roles).
+
+Errors are MCP errors: a tool's failure (nothing indexed, an unknown document, a bad argument)
+is a tool result with `isError` and the message the CLI or the API gives; an unknown tool or
+resource is a JSON-RPC error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import quote, unquote
+
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.schemas import QUESTION_CHARS, Citation, DocumentOut, SearchHit
+from handbook.errors import BackendUnavailable, HandbookError
+
+if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
+    from starlette.types import Receive, Scope, Send
+
+    from handbook.app import Handbook
+    from handbook.config import Settings
+    from ingestion.doc_registry import DocumentRecord
+
+log = logging.getLogger("handbook.mcp")
+DOCUMENT_URI = "handbook://documents/{doc}"
+MAX_K = 20
+"""As in the API (`/v1/search`): more passages than an assistant can use well."""
+INSTRUCTIONS = (
+    "Handbook answers from the user's indexed technical manuals (German and English). Use "
+    "`ask` for a question that needs an answer with citations (document, page); `search` for "
+    "the manuals' own passages on a topic; `list_documents` to see which manuals there are. "
+    "Cite the document and page Handbook gives. If `found` is false, the manuals do not say: "
+    "tell the user so rather than answering from elsewhere."
+)
+
+
+# --- arguments and results --------------------------------------------------------------------
+
+
+class Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    documents: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Only these documents: ids or file names from list_documents. "
+        "Leave empty to use every manual.",
+    )
+    language: Literal["de", "en"] | None = Field(
+        None, description="Only passages in this language (de or en). Usually leave empty."
+    )
+
+
+class SearchArguments(Arguments):
+    query: str = Field(
+        min_length=1,
+        max_length=QUESTION_CHARS,
+        description="What to look for, in German or English: a few words or a question, e.g. "
+        "'HP-200 maximum pressure' or 'Drehmoment Radschrauben'.",
+    )
+    k: int | None = Field(
+        None, ge=1, le=MAX_K, description=f"How many passages to return (1 to {MAX_K}); "
+        "empty: the server's setting."
+    )  # fmt: skip
+
+
+class AskArguments(Arguments):
+    question: str = Field(
+        min_length=1,
+        max_length=QUESTION_CHARS,
+        description="The question, in German or English; the answer comes in the same language.",
+    )
+
+
+class NoArguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Passages(BaseModel):
+    query: str
+    language: str = Field(description="The language the query was read as.")
+    passages: list[SearchHit] = Field(description="Best first: document, page, section, text.")
+
+
+class AnswerResult(BaseModel):
+    question: str
+    answer: str = Field(description="In the question's language; [n] marks cite `citations`.")
+    found: bool = Field(description="False: the manuals do not answer this question.")
+    language: str
+    answer_mode: str = Field(description="extract (the manuals' own words) or generate.")
+    citations: list[Citation]
+
+
+class Documents(BaseModel):
+    documents: list[DocumentOut]
+
+
+# --- where the Handbook comes from ------------------------------------------------------------
+
+
+class Library(Protocol):
+    """What the tools need: the Handbook, and a slot for composing an answer."""
+
+    async def handbook(self) -> Handbook:
+        """The Handbook (opened on the first call, where the library opens it)."""
+        ...
+
+    def answer_slot(self) -> AbstractAsyncContextManager[None]:
+        """One of `api.max_concurrent_answers` slots; a `HandbookError` if none frees up."""
+        ...
+
+
+class OwnHandbook:
+    """For `handbook mcp`: a Handbook of its own, opened at the first call (taking the data
+    folder's lock then, not when the assistant starts the server) and closed with `aclose`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._opened: Handbook | None = None
+        self._opening = asyncio.Lock()
+        self._stack = AsyncExitStack()
+        self._slots = asyncio.Semaphore(settings.api.max_concurrent_answers)
+
+    async def handbook(self) -> Handbook:
+        async with self._opening:
+            if self._opened is None:
+                from handbook.app import Handbook
+
+                self._opened = await self._stack.enter_async_context(Handbook(self._settings))
+        return self._opened
+
+    @asynccontextmanager
+    async def answer_slot(self) -> AsyncIterator[None]:
+        async with self._slots:
+            yield
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+
+class ServedHandbook:
+    """For `/mcp` in `handbook serve`: the API's services (`app.state.services`)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def handbook(self) -> Handbook:
+        found: Handbook = self._app.state.services.handbook
+        return found
+
+    @asynccontextmanager
+    async def answer_slot(self) -> AsyncIterator[None]:
+        from fastapi import HTTPException
+
+        try:
+            async with self._app.state.services.answer_slot():
+                yield
+        except HTTPException as exc:  # all slots busy: a 503 for the REST routes
+            raise BackendUnavailable(str(exc.detail)) from None
+
+
+# --- the tools --------------------------------------------------------------------------------
+
+
+async def search(library: Library, args: SearchArguments) -> Passages:
+    hb = await library.handbook()
+    retriever = await hb.retriever()
+    where = hb.search_filter(args.documents, args.language)
+    result = (await retriever.search(args.query, k=args.k, where=where)).to_dict()
+    hits = [SearchHit(**hit) for hit in result["results"]]
+    return Passages(query=args.query, language=result["language"], passages=hits)
+
+
+async def ask(library: Library, args: AskArguments) -> AnswerResult:
+    """The answer path of `POST /v1/ask`: the configured answer mode, in an answer slot."""
+    from generation.answer import Done
+
+    hb = await library.handbook()
+    where = hb.search_filter(args.documents, args.language)
+    events = (await hb.answerer()).stream(args.question, where=where)
+    try:
+        async with library.answer_slot():
+            async for event in events:
+                if isinstance(event, Done):
+                    return AnswerResult(**event.answer.to_dict())
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    raise BackendUnavailable("The answer ended without a result; ask again.")
+
+
+async def list_documents(library: Library, args: NoArguments) -> Documents:
+    hb = await library.handbook()
+    return Documents(documents=[DocumentOut(**document_out(r)) for r in hb.registry.all()])
+
+
+def document_out(record: DocumentRecord) -> dict[str, Any]:
+    from api.routes import document_out as shape  # the shape of GET /v1/documents
+
+    return shape(record)
+
+
+Handler = Callable[[Library, Any], Awaitable[BaseModel]]
+READ_ONLY = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
+TOOLS: dict[str, tuple[str, type[BaseModel], type[BaseModel], Handler]] = {
+    "search": (
+        "Search the indexed technical manuals (German and English) and return the best "
+        "matching passages, each with its document, page, section and score. Use it to read "
+        "what the manuals say about a topic, in their own words.",
+        SearchArguments,
+        Passages,
+        search,
+    ),
+    "ask": (
+        "Ask the indexed technical manuals a question and get an answer in the question's "
+        "language, with citations (document, page, section). `found` is false when the manuals "
+        "do not answer it; then say so instead of guessing.",
+        AskArguments,
+        AnswerResult,
+        ask,
+    ),
+    "list_documents": (
+        "List the indexed manuals: id, file name, title, language, pages and passages. Use an "
+        "id or file name to limit search or ask, or to read the document as the resource "
+        "handbook://documents/{id}.",
+        NoArguments,
+        Documents,
+        list_documents,
+    ),
+}
+
+
+def tool_list() -> list[types.Tool]:
+    return [
+        types.Tool(
+            name=name,
+            description=description,
+            input_schema=arguments.model_json_schema(),
+            output_schema=result.model_json_schema(),
+            annotations=READ_ONLY,
+        )
+        for name, (description, arguments, result, _) in TOOLS.items()
+    ]
+
+
+def invalid(exc: ValidationError) -> str:
+    """A bad argument, named as the API's 422 names a field: `k: Input should be ...`."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+async def call_tool(library: Library, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    if name not in TOOLS:
+        raise MCPError(types.INVALID_PARAMS, f"Unknown tool {name!r}; tools/list lists them.")
+    _, model, _, handler = TOOLS[name]
+    try:
+        result = await handler(library, model.model_validate(arguments))
+    except ValidationError as exc:
+        return failed(invalid(exc))
+    except HandbookError as exc:  # the message the CLI prints after "Error:"
+        return failed(str(exc))
+    structured = result.model_dump(mode="json")
+    text = json.dumps(structured, ensure_ascii=False)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], structured_content=structured
+    )
+
+
+def failed(message: str) -> types.CallToolResult:
+    content = [types.TextContent(type="text", text=message)]
+    return types.CallToolResult(content=content, is_error=True)
+
+
+# --- documents as resources -------------------------------------------------------------------
+
+
+def document_uri(doc_id: str) -> str:
+    return DOCUMENT_URI.format(doc=quote(doc_id, safe=""))
+
+
+async def resource_list(library: Library) -> list[types.Resource]:
+    hb = await library.handbook()
+    return [
+        types.Resource(
+            uri=document_uri(r.doc_id),
+            name=document_out(r)["name"],
+            title=r.title,
+            description=f"{r.title}: {r.format}, {r.language}, "
+            f"{r.pages or '?'} pages, {r.chunks} passages",
+            mime_type="application/json",
+        )
+        for r in hb.registry.all()
+    ]
+
+
+TEMPLATE = types.ResourceTemplate(
+    uri_template=DOCUMENT_URI,
+    name="document",
+    title="A manual's passages",
+    description="An indexed manual with its passages in order (page, section, text); {doc} is "
+    "its id or file name (list_documents).",
+    mime_type="application/json",
+)
+
+
+async def read_document(library: Library, uri: str) -> types.ReadResourceResult:
+    prefix = DOCUMENT_URI.split("{")[0]
+    if not uri.startswith(prefix) or not uri[len(prefix) :]:
+        raise MCPError(types.INVALID_PARAMS, f"Unknown resource {uri!r}; use {DOCUMENT_URI}.")
+    try:
+        hb = await library.handbook()
+        ids = hb.search_filter((unquote(uri[len(prefix) :]),)).doc_ids  # as `--doc`
+        documents = [await _document(hb, doc_id) for doc_id in ids]
+    except HandbookError as exc:
+        raise MCPError(types.INVALID_PARAMS, str(exc), {"uri": uri}) from None
+    body = documents[0] if len(documents) == 1 else {"documents": documents}
+    text = json.dumps(body, ensure_ascii=False)
+    contents = types.TextResourceContents(uri=uri, text=text, mime_type="application/json")
+    return types.ReadResourceResult(contents=[contents])
+
+
+async def _document(hb: Handbook, doc_id: str) -> dict[str, Any]:
+    record = hb.registry.get(doc_id)
+    assert record is not None, "search_filter found it"
+    store = await hb.store()
+    chunks = sorted((c for c, _ in await store.get(sorted(await store.chunk_ids(doc_id)))),
+                    key=lambda c: c.ordinal)  # fmt: skip
+    passages = [{"page": c.page, "section": c.section, "text": c.text} for c in chunks]
+    return {**document_out(record), "uri": document_uri(doc_id), "passages": passages}
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def build_server(library: Library) -> Server[Any]:
+    """The MCP server over `library`; run it with a transport (stdio, or the HTTP sessions)."""
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tool_list())
+
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        return await call_tool(library, params.name, params.arguments or {})
+
+    async def on_list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=await resource_list(library))
+
+    async def on_list_resource_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=[TEMPLATE])
+
+    async def on_read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        return await read_document(library, str(params.uri))
+
+    return Server(
+        "handbook",
+        version=_version(),
+        title="Handbook",
+        description="Answers from your technical manuals, with citations (document, page).",
+        instructions=INSTRUCTIONS,
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+        on_list_resources=on_list_resources,
+        on_list_resource_templates=on_list_resource_templates,
+        on_read_resource=on_read_resource,
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("handbook")
+    except PackageNotFoundError:
+        return "0"
+
+
+def run_stdio(settings: Settings) -> None:
+    """`handbook mcp`: serve until the client closes stdin. stdout carries only the protocol
+    (the SDK points file descriptor 1 at stderr while it serves); logs go to stderr."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    logging.basicConfig(level=logging.WARNING, format="handbook mcp: %(levelname)s %(message)s")
+
+    async def main() -> None:
+        library = OwnHandbook(settings)
+        server = build_server(library)
+        try:
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        finally:
+            await library.aclose()
+
+    anyio.run(main)
+
+
+# --- over HTTP in `handbook serve` ------------------------------------------------------------
+
+
+class HttpEndpoint:
+    """The ASGI app served at `/mcp` (behind `api.auth.RoleGuard`): MCP's streamable HTTP
+    sessions over the API's Handbook. `run()` belongs in the app's lifespan."""
+
+    def __init__(self, app: Any) -> None:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        self.sessions = StreamableHTTPSessionManager(app=build_server(ServedHandbook(app)))
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        return self.sessions.run()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+        from mcp.server.auth.provider import AccessToken
+
+        principal = scope.get("handbook.principal")
+        if principal is not None:  # so that a session answers only the user who opened it
+            token = AccessToken(token=principal.name, client_id=principal.name, scopes=[])
+            scope["user"] = AuthenticatedUser(token)
+        await self.sessions.handle_request(scope, receive, send)
