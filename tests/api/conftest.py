@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ROOT
+
 KEY = "test-key-1"
 
 
@@ -40,6 +42,7 @@ def start(home: Path, log: Path, **env: str) -> Iterator[Server]:
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     environ.update({"HANDBOOK_HOME": str(home), **env})
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "handbook", "serve", "--port", str(port)],

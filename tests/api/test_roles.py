@@ -114,6 +114,12 @@ def an_upload(server: Server, key: str) -> tuple[str, dict[str, Any]]:
 
 
 CHAT = {"model": "handbook", "messages": [{"role": "user", "content": "What is the HP-200?"}]}
+MCP_OPEN = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "role-matrix", "version": "0"}},
+}  # fmt: skip
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 MATRIX = [
     Cell("GET", "/v1/models", fixed("/v1/models"), 200, 200, 200),
     Cell(
@@ -131,23 +137,43 @@ MATRIX = [
     Cell("GET", "/v1/sessions", fixed("/v1/sessions"), 200, 200, 200),
     Cell("GET", "/v1/sessions/{session_id}", alices_session, 200, 404, 200),
     Cell("DELETE", "/v1/sessions/{session_id}", alices_session, 200, 404, 200),
+    Cell("POST", "/mcp", fixed("/mcp", json=MCP_OPEN, headers=MCP_ACCEPT), 200, 200, 200),
 ]
-"""Every /v1 operation. `reader` is alice, whose session the session routes use; `other` is
-bob, another reader; `admin` is carol."""
+"""Every /v1 operation, and every app served beside the routers (MCP). `reader` is alice, whose
+session the session routes use; `other` is bob, another reader; `admin` is carol."""
+PAGES = {"/", "/static", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+"""Outside the OpenAPI schema and open to all: the web page, its files and the API docs."""
+
+
+def served(routes: list[Any]) -> Iterator[Any]:
+    """Every route the app serves, those of included routers too."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # FastAPI's included router
+        yield from served(inner.routes) if inner is not None else [route]
 
 
 def test_every_route_with_every_kind_of_caller(server: Server, settings: Settings) -> None:
     """The role matrix. It is checked against the app's OpenAPI schema, so a new route without
     a row here (and so without a tested role) fails, as does a row whose role the schema does
-    not declare."""
+    not declare; and against the app's routes: an app served outside the schema (MCP) needs a
+    row too, and a `RoleGuard` declaring that row's role."""
     from api.app import create_app
+    from api.auth import RoleGuard
 
-    schema = create_app(settings).openapi()["paths"]
+    app = create_app(settings)
+    schema = app.openapi()["paths"]
     operations = {(m.upper(), t) for t, ops in schema.items() for m in ops}
-    assert operations - PUBLIC == {(c.method, c.template) for c in MATRIX}, "a row per route"
-    for cell in MATRIX:
+    documented = [c for c in MATRIX if c.template in schema]
+    assert operations - PUBLIC == {(c.method, c.template) for c in documented}, "a row per route"
+    for cell in documented:
         declared = schema[cell.template][cell.method.lower()].get(ROLE_KEY)
         assert declared == cell.role, (cell.method, cell.template, declared)
+    apart = {r.path: r for r in served(app.routes) if r.path not in schema and r.path not in PAGES}
+    assert set(apart) == {c.template for c in MATRIX if c.template not in schema}, "a row each"
+    for cell in MATRIX:
+        if cell.template in apart:
+            guard = getattr(apart[cell.template], "endpoint", None)
+            assert isinstance(guard, RoleGuard) and guard.role == cell.role, cell.template
 
     for cell in MATRIX:
         callers = [
