@@ -33,6 +33,8 @@ PUBLIC = {"/healthz", "/readyz"}
 """Schema routes that need no key. Everything else in the OpenAPI schema must answer 401."""
 HIDDEN = {"/", "/static", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """Routes outside the schema: the page, its files and the API docs, none with data."""
+GUARDED = {"/mcp"}
+"""Routes outside the schema with data, behind the keys (MCP): every method needs a key."""
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +280,14 @@ def test_every_route_but_the_public_ones_needs_a_key(server: Server, settings: S
     schema = app.openapi()["paths"]
     served = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert set(served) == set(schema), "the server runs this code"
-    assert route_paths(app.routes) - set(schema) == HIDDEN, (
+    assert route_paths(app.routes) - set(schema) == HIDDEN | GUARDED, (
         "a new route outside the OpenAPI schema: add it to HIDDEN only if it holds no data"
     )
+    for path in GUARDED:
+        for method in ("GET", "POST", "DELETE"):
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                response = httpx.request(method, server.url + path, headers=headers, json={})
+                assert_refused(response, 401, "unauthorized")
     checked = 0
     for template, operations in schema.items():
         path = template.replace("{", "").replace("}", "")  # e.g. /v1/documents/doc_id

@@ -337,3 +337,16 @@ def test_an_mcp_session_answers_only_the_user_who_opened_it(server: Server) -> N
 
     session_id, bob, alice = asyncio.run(work())
     assert session_id and bob == 404 and alice == 200, (bob, alice)
+
+
+def test_http_without_keys_configured_is_the_local_user(indexed_home: Path, tmp_path: Path) -> None:
+    """As the rest of the API: on loopback without keys, no key is needed."""
+    shutil.copytree(indexed_home, tmp_path / "home")
+
+    async def work(plain: Server) -> Any:
+        async with over_http(plain, None) as session:
+            return await session.call_tool("list_documents", {})
+
+    for plain in start(tmp_path / "home", tmp_path / "server.log"):
+        listed = asyncio.run(work(plain))
+        assert not listed.is_error and len(listed.structured_content["documents"]) == 4
