@@ -2,9 +2,10 @@
 the manuals, ask them (a cited answer) and list the documents; each document as a resource
 with its passages.
 
-The same server runs over stdio (`handbook mcp`: one Handbook, opened at the first call, so
-that the assistant starts it at once and `handbook index` can run until it is used) and over
-streamable HTTP at `/mcp` in `handbook serve` (the API's Handbook, keys and roles).
+The same server runs over stdio (`handbook mcp`: a Handbook of its own, opened at the first
+call, so that the assistant starts it at once, and closed after a while without calls, so that
+`handbook index` can run) and over streamable HTTP at `/mcp` in `handbook serve` (the API's
+Handbook, keys and roles).
 
 Errors are MCP errors: a tool's failure (nothing indexed, an unknown document, a bad argument)
 is a tool result with `isError` and the message the CLI or the API gives; an unknown tool or
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("handbook.mcp")
 DOCUMENT_URI = "handbook://documents/{doc}"
+RELEASE_AFTER_S = 300.0
+"""`handbook mcp` closes the index this long after the last call (`--release-after`)."""
 MAX_K = 20
 """As in the API (`/v1/search`): more passages than an assistant can use well."""
 INSTRUCTIONS = (
@@ -115,10 +118,10 @@ class Documents(BaseModel):
 
 
 class Library(Protocol):
-    """What the tools need: the Handbook, and a slot for composing an answer."""
+    """What the tools need: the Handbook while they use it, and a slot for an answer."""
 
-    async def handbook(self) -> Handbook:
-        """The Handbook (opened on the first call, where the library opens it)."""
+    def use(self) -> AbstractAsyncContextManager[Handbook]:
+        """The Handbook, for one call (opened first, where the library opens it)."""
         ...
 
     def answer_slot(self) -> AbstractAsyncContextManager[None]:
@@ -127,23 +130,46 @@ class Library(Protocol):
 
 
 class OwnHandbook:
-    """For `handbook mcp`: a Handbook of its own, opened at the first call (taking the data
-    folder's lock then, not when the assistant starts the server) and closed with `aclose`."""
+    """For `handbook mcp`: a Handbook of its own, opened at the first call and closed again
+    `release_after` seconds after the last one ended. An assistant keeps its server running
+    all day; while the Handbook is closed, the data folder is free for `handbook index`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, release_after: float = RELEASE_AFTER_S) -> None:
         self._settings = settings
+        self._release_after = release_after
         self._opened: Handbook | None = None
-        self._opening = asyncio.Lock()
         self._stack = AsyncExitStack()
+        self._guard = asyncio.Lock()
+        self._users = 0
+        self._release: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(settings.api.max_concurrent_answers)
 
-    async def handbook(self) -> Handbook:
-        async with self._opening:
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[Handbook]:
+        async with self._guard:
+            if self._release is not None:
+                self._release.cancel()
+                self._release = None
             if self._opened is None:
                 from handbook.app import Handbook
 
                 self._opened = await self._stack.enter_async_context(Handbook(self._settings))
-        return self._opened
+            self._users += 1
+            handbook = self._opened
+        try:
+            yield handbook
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._release = asyncio.create_task(self._close_when_idle())
+
+    async def _close_when_idle(self) -> None:
+        await asyncio.sleep(self._release_after)
+        async with self._guard:
+            if self._users == 0 and self._opened is not None:
+                log.info("No call for %g s: closed the index (its folder is free)",
+                         self._release_after)  # fmt: skip
+                await self.aclose()
 
     @asynccontextmanager
     async def answer_slot(self) -> AsyncIterator[None]:
@@ -151,6 +177,9 @@ class OwnHandbook:
             yield
 
     async def aclose(self) -> None:
+        if self._release is not None and self._release is not asyncio.current_task():
+            self._release.cancel()
+        self._opened = None
         await self._stack.aclose()
 
 
@@ -160,9 +189,9 @@ class ServedHandbook:
     def __init__(self, app: Any) -> None:
         self._app = app
 
-    async def handbook(self) -> Handbook:
-        found: Handbook = self._app.state.services.handbook
-        return found
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[Handbook]:
+        yield self._app.state.services.handbook
 
     @asynccontextmanager
     async def answer_slot(self) -> AsyncIterator[None]:
@@ -179,10 +208,10 @@ class ServedHandbook:
 
 
 async def search(library: Library, args: SearchArguments) -> Passages:
-    hb = await library.handbook()
-    retriever = await hb.retriever()
-    where = hb.search_filter(args.documents, args.language)
-    result = (await retriever.search(args.query, k=args.k, where=where)).to_dict()
+    async with library.use() as hb:
+        retriever = await hb.retriever()
+        where = hb.search_filter(args.documents, args.language)
+        result = (await retriever.search(args.query, k=args.k, where=where)).to_dict()
     hits = [SearchHit(**hit) for hit in result["results"]]
     return Passages(query=args.query, language=result["language"], passages=hits)
 
@@ -191,22 +220,23 @@ async def ask(library: Library, args: AskArguments) -> AnswerResult:
     """The answer path of `POST /v1/ask`: the configured answer mode, in an answer slot."""
     from generation.answer import Done
 
-    hb = await library.handbook()
-    where = hb.search_filter(args.documents, args.language)
-    events = (await hb.answerer()).stream(args.question, where=where)
-    try:
-        async with library.answer_slot():
-            async for event in events:
-                if isinstance(event, Done):
-                    return AnswerResult(**event.answer.to_dict())
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    async with library.use() as hb:
+        where = hb.search_filter(args.documents, args.language)
+        events = (await hb.answerer()).stream(args.question, where=where)
+        try:
+            async with library.answer_slot():
+                async for event in events:
+                    if isinstance(event, Done):
+                        return AnswerResult(**event.answer.to_dict())
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]  # an async generator
     raise BackendUnavailable("The answer ended without a result; ask again.")
 
 
 async def list_documents(library: Library, args: NoArguments) -> Documents:
-    hb = await library.handbook()
-    return Documents(documents=[DocumentOut(**document_out(r)) for r in hb.registry.all()])
+    async with library.use() as hb:
+        records = hb.registry.all()
+    return Documents(documents=[DocumentOut(**document_out(r)) for r in records])
 
 
 def document_out(record: DocumentRecord) -> dict[str, Any]:
@@ -295,7 +325,8 @@ def document_uri(doc_id: str) -> str:
 
 
 async def resource_list(library: Library) -> list[types.Resource]:
-    hb = await library.handbook()
+    async with library.use() as hb:
+        records = hb.registry.all()
     return [
         types.Resource(
             uri=document_uri(r.doc_id),
@@ -305,7 +336,7 @@ async def resource_list(library: Library) -> list[types.Resource]:
             f"{r.pages or '?'} pages, {r.chunks} passages",
             mime_type="application/json",
         )
-        for r in hb.registry.all()
+        for r in records
     ]
 
 
@@ -324,9 +355,9 @@ async def read_document(library: Library, uri: str) -> types.ReadResourceResult:
     if not uri.startswith(prefix) or not uri[len(prefix) :]:
         raise MCPError(types.INVALID_PARAMS, f"Unknown resource {uri!r}; use {DOCUMENT_URI}.")
     try:
-        hb = await library.handbook()
-        ids = hb.search_filter((unquote(uri[len(prefix) :]),)).doc_ids  # as `--doc`
-        documents = [await _document(hb, doc_id) for doc_id in ids]
+        async with library.use() as hb:
+            ids = hb.search_filter((unquote(uri[len(prefix) :]),)).doc_ids  # as `--doc`
+            documents = [await _document(hb, doc_id) for doc_id in ids]
     except HandbookError as exc:
         raise MCPError(types.INVALID_PARAMS, str(exc), {"uri": uri}) from None
     body = documents[0] if len(documents) == 1 else {"documents": documents}
@@ -399,7 +430,7 @@ def _version() -> str:
         return "0"
 
 
-def run_stdio(settings: Settings) -> None:
+def run_stdio(settings: Settings, release_after: float = RELEASE_AFTER_S) -> None:
     """`handbook mcp`: serve until the client closes stdin. stdout carries only the protocol
     (the SDK points file descriptor 1 at stderr while it serves); logs go to stderr."""
     import anyio
@@ -408,7 +439,7 @@ def run_stdio(settings: Settings) -> None:
     logging.basicConfig(level=logging.WARNING, format="handbook mcp: %(levelname)s %(message)s")
 
     async def main() -> None:
-        library = OwnHandbook(settings)
+        library = OwnHandbook(settings, release_after)
         server = build_server(library)
         try:
             async with stdio_server() as (read, write):

@@ -278,15 +278,23 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
 
 
 @click.command()
+@click.option(
+    "--release-after",
+    type=click.FloatRange(min=0.1),
+    default=300.0,
+    show_default=True,
+    help="Seconds after the last call before the index is closed (and its folder free for "
+    "`handbook index`); the next call opens it again.",
+)
 @click.pass_context
-def mcp(ctx: click.Context) -> None:
+def mcp(ctx: click.Context, release_after: float) -> None:
     """Serve the manuals to an AI assistant over MCP on stdin/stdout (Claude Desktop, IDE
     agents): tools search, ask and list_documents, documents as resources. The assistant starts
     this command; see the README. Logs go to stderr."""
     from api.mcp_server import run_stdio
 
     with user_errors(ctx):
-        run_stdio(ctx.obj.settings)
+        run_stdio(ctx.obj.settings, release_after)
 
 
 COMMANDS = (sessions, docs, models, config, reset, serve, mcp)

@@ -40,10 +40,12 @@ def run_cli(
     stdin: str | None = None,
     path: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m handbook ARGS` in a subprocess on the data folder `home`, with no HANDBOOK_*
-    variable of the shell; `path` replaces PATH (a machine without some program)."""
+    """`python -m handbook ARGS` (this checkout's code) in a subprocess on the data folder
+    `home`, with no HANDBOOK_* variable of the shell; `path` replaces PATH (a machine without
+    some program)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env["HANDBOOK_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     if path is not None:
         env["PATH"] = path
     return subprocess.run(

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.api.conftest import Server, start
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, run_cli
 
 T = TypeVar("T")
 ALICE, BOB = "alice-mcp-key-41", "bob-mcp-key-42"
@@ -39,12 +39,12 @@ def environment(home: Path) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def over_stdio(home: Path, errlog: Any = None) -> AsyncIterator[ClientSession]:
+async def over_stdio(home: Path, *options: str) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "handbook", "mcp"], env=environment(home)
+        command=sys.executable, args=["-m", "handbook", "mcp", *options], env=environment(home)
     )
     async with (
-        stdio_client(params, errlog=errlog or sys.stderr) as (read, write),
+        stdio_client(params) as (read, write),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
@@ -195,6 +195,51 @@ def test_stdio_errors_are_mcp_errors_with_the_cli_messages(own_index: Path, tmp_
         env=environment(empty), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert cli.returncode == 1 and text(nothing) in cli.stderr, "the CLI's message"
+
+
+def test_stdio_frees_the_data_folder_between_calls(own_index: Path, tmp_path: Path) -> None:
+    """An assistant keeps its server running: the index is held while it is used, free again
+    `--release-after` seconds after the last call (so `handbook index` can run), and opened
+    again, with what was indexed meanwhile, at the next call."""
+    from handbook.app import HomeLock
+    from handbook.errors import StoreLocked
+
+    def free() -> bool:
+        lock = HomeLock(own_index)
+        try:
+            lock.acquire()
+        except StoreLocked:
+            return False
+        lock.release()
+        return True
+
+    manual = tmp_path / "pump_tp9.md"
+    manual.write_text("# TP-9 pump\n\nThe TP-9 pump delivers 42 litres per minute.\n", "utf-8")
+
+    async def work(session: ClientSession) -> tuple[bool, float, Any, Any]:
+        await session.call_tool("search", {"query": "HP-200 pressure", "k": 1})
+        held = not free()
+        waited = 0.0
+        while not free() and waited < 60:
+            await asyncio.sleep(0.2)
+            waited += 0.2
+        indexed = await asyncio.to_thread(run_cli, "index", str(manual), home=own_index)
+        found = await session.call_tool(
+            "ask", {"question": "How many litres does the TP-9 deliver?"}
+        )
+        return held, waited, indexed, found
+
+    async def main() -> tuple[bool, float, Any, Any]:
+        async with over_stdio(own_index, "--release-after", "2") as session:
+            return await work(session)
+
+    held, waited, indexed, found = asyncio.run(main())
+    assert held, "the index is held right after a call"
+    assert 0 < waited < 60, waited
+    assert indexed.returncode == 0, indexed.stderr
+    answer = found.structured_content
+    assert answer["found"] and "42 litres" in answer["answer"], answer
+    assert answer["citations"][0]["path"].endswith("pump_tp9.md")
 
 
 def test_stdout_carries_only_the_protocol(own_index: Path) -> None:
