@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import openai_compat, routes, schemas
 from api.auth import KeyRing, KeysBeforeBody, Role, RoleGuard
 from api.jobs import IndexJobs
-from api.mcp_server import HttpEndpoint
+from api.mcp_http import HttpEndpoint
 from api.services import Services
 from api.uploads import UploadRejected, restore_kept
 from generation.sessions import SessionNotFound

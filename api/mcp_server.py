@@ -5,7 +5,7 @@ with its passages.
 The same server runs over stdio (`handbook mcp`: a Handbook of its own, opened at the first
 call, so that the assistant starts it at once, and closed after a while without calls, so that
 `handbook index` can run) and over streamable HTTP at `/mcp` in `handbook serve` (the API's
-Handbook, keys and roles).
+Handbook, keys and roles: `api.mcp_http`).
 
 Errors are MCP errors: a tool's failure (nothing indexed, an unknown document, a bad argument)
 is a tool result with `isError` and the message the CLI or the API gives; an unknown tool or
@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
@@ -32,7 +33,6 @@ from handbook.errors import BackendUnavailable, HandbookError
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
-    from starlette.types import Receive, Scope, Send
 
     from handbook.app import Handbook
     from handbook.config import Settings
@@ -183,27 +183,6 @@ class OwnHandbook:
         await self._stack.aclose()
 
 
-class ServedHandbook:
-    """For `/mcp` in `handbook serve`: the API's services (`app.state.services`)."""
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-
-    @asynccontextmanager
-    async def use(self) -> AsyncIterator[Handbook]:
-        yield self._app.state.services.handbook
-
-    @asynccontextmanager
-    async def answer_slot(self) -> AsyncIterator[None]:
-        from fastapi import HTTPException
-
-        try:
-            async with self._app.state.services.answer_slot():
-                yield
-        except HTTPException as exc:  # all slots busy: a 503 for the REST routes
-            raise BackendUnavailable(str(exc.detail)) from None
-
-
 # --- the tools --------------------------------------------------------------------------------
 
 
@@ -245,10 +224,26 @@ def document_out(record: DocumentRecord) -> dict[str, Any]:
     return shape(record)
 
 
-Handler = Callable[[Library, Any], Awaitable[BaseModel]]
-READ_ONLY = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
-TOOLS: dict[str, tuple[str, type[BaseModel], type[BaseModel], Handler]] = {
-    "search": (
+@dataclass(frozen=True)
+class ToolSpec:
+    description: str
+    """What the assistant reads to choose the tool: plain words."""
+    arguments: type[BaseModel]
+    result: type[BaseModel]
+    run: Callable[[Library, Any], Awaitable[BaseModel]]
+
+    def tool(self, name: str) -> types.Tool:
+        return types.Tool(
+            name=name,
+            description=self.description,
+            input_schema=self.arguments.model_json_schema(),
+            output_schema=self.result.model_json_schema(),
+            annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        )
+
+
+TOOLS = {
+    "search": ToolSpec(
         "Search the indexed technical manuals (German and English) and return the best "
         "matching passages, each with its document, page, section and score. Use it to read "
         "what the manuals say about a topic, in their own words.",
@@ -256,7 +251,7 @@ TOOLS: dict[str, tuple[str, type[BaseModel], type[BaseModel], Handler]] = {
         Passages,
         search,
     ),
-    "ask": (
+    "ask": ToolSpec(
         "Ask the indexed technical manuals a question and get an answer in the question's "
         "language, with citations (document, page, section). `found` is false when the manuals "
         "do not answer it; then say so instead of guessing.",
@@ -264,7 +259,7 @@ TOOLS: dict[str, tuple[str, type[BaseModel], type[BaseModel], Handler]] = {
         AnswerResult,
         ask,
     ),
-    "list_documents": (
+    "list_documents": ToolSpec(
         "List the indexed manuals: id, file name, title, language, pages and passages. Use an "
         "id or file name to limit search or ask, or to read the document as the resource "
         "handbook://documents/{id}.",
@@ -273,19 +268,6 @@ TOOLS: dict[str, tuple[str, type[BaseModel], type[BaseModel], Handler]] = {
         list_documents,
     ),
 }
-
-
-def tool_list() -> list[types.Tool]:
-    return [
-        types.Tool(
-            name=name,
-            description=description,
-            input_schema=arguments.model_json_schema(),
-            output_schema=result.model_json_schema(),
-            annotations=READ_ONLY,
-        )
-        for name, (description, arguments, result, _) in TOOLS.items()
-    ]
 
 
 def invalid(exc: ValidationError) -> str:
@@ -298,9 +280,9 @@ def invalid(exc: ValidationError) -> str:
 async def call_tool(library: Library, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
     if name not in TOOLS:
         raise MCPError(types.INVALID_PARAMS, f"Unknown tool {name!r}; tools/list lists them.")
-    _, model, _, handler = TOOLS[name]
+    spec = TOOLS[name]
     try:
-        result = await handler(library, model.model_validate(arguments))
+        result = await spec.run(library, spec.arguments.model_validate(arguments))
     except ValidationError as exc:
         return failed(invalid(exc))
     except HandbookError as exc:  # the message the CLI prints after "Error:"
@@ -370,8 +352,8 @@ async def _document(hb: Handbook, doc_id: str) -> dict[str, Any]:
     record = hb.registry.get(doc_id)
     assert record is not None, "search_filter found it"
     store = await hb.store()
-    chunks = sorted((c for c, _ in await store.get(sorted(await store.chunk_ids(doc_id)))),
-                    key=lambda c: c.ordinal)  # fmt: skip
+    found = await store.get(sorted(await store.chunk_ids(doc_id)))
+    chunks = sorted((chunk for chunk, _ in found), key=lambda c: c.ordinal)
     passages = [{"page": c.page, "section": c.section, "text": c.text} for c in chunks]
     return {**document_out(record), "uri": document_uri(doc_id), "passages": passages}
 
@@ -385,7 +367,7 @@ def build_server(library: Library) -> Server[Any]:
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tool_list())
+        return types.ListToolsResult(tools=[spec.tool(name) for name, spec in TOOLS.items()])
 
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -448,29 +430,3 @@ def run_stdio(settings: Settings, release_after: float = RELEASE_AFTER_S) -> Non
             await library.aclose()
 
     anyio.run(main)
-
-
-# --- over HTTP in `handbook serve` ------------------------------------------------------------
-
-
-class HttpEndpoint:
-    """The ASGI app served at `/mcp` (behind `api.auth.RoleGuard`): MCP's streamable HTTP
-    sessions over the API's Handbook. `run()` belongs in the app's lifespan."""
-
-    def __init__(self, app: Any) -> None:
-        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-
-        self.sessions = StreamableHTTPSessionManager(app=build_server(ServedHandbook(app)))
-
-    def run(self) -> AbstractAsyncContextManager[None]:
-        return self.sessions.run()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-        from mcp.server.auth.provider import AccessToken
-
-        principal = scope.get("handbook.principal")
-        if principal is not None:  # so that a session answers only the user who opened it
-            token = AccessToken(token=principal.name, client_id=principal.name, scopes=[])
-            scope["user"] = AuthenticatedUser(token)
-        await self.sessions.handle_request(scope, receive, send)
