@@ -45,9 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SIZED = (b"content-length", b"content-type")
 """The headers of an error body that change when it is reshaped."""
-STREAMED: dict[str, Any] = {
-    "content": {"application/json": {}, "application/x-ndjson": {}},
-}
+STREAMED: dict[str, Any] = {"content": {"application/json": {}, "application/x-ndjson": {}}}
 Part = Callable[[str], dict[str, Any]]
 
 api = APIRouter(prefix=PREFIX, dependencies=[Depends(authorize)], tags=["ollama"])
@@ -161,18 +159,19 @@ def loaded(model: str, part: Part) -> dict[str, Any]:
     return {"model": model, "created_at": now(), **part(""), "done": True, "done_reason": "load"}
 
 
-@api.post(
-    "/chat",
-    **READER,
-    responses={
-        **ERRORS,
-        200: {
-            "description": "Ollama's chat response; with `stream` (the default) NDJSON objects, "
-            "the last with `done: true`, the sources line and the extra field `sources`.",
-            **STREAMED,
-        },
-    },
-)
+def answering(field: str) -> dict[str, Any]:
+    """The declaration of a route that answers: its role, errors and both response types."""
+    streamed = (
+        f"Ollama's response (the answer in `{field}`); with `stream` (the default) NDJSON "
+        "objects, the last with `done: true`, the sources line and the extra field `sources`."
+    )
+    return {
+        **READER,
+        "responses": {**ERRORS, 200: {"description": streamed, **STREAMED}},
+    }
+
+
+@api.post("/chat", **answering("message.content"))
 async def chat(body: schemas.OllamaChatRequest, svc: Svc) -> Any:
     """Chat with Handbook as an Ollama model: the last user message is the question."""
     model = model_name(body.model)
@@ -182,18 +181,7 @@ async def chat(body: schemas.OllamaChatRequest, svc: Svc) -> Any:
     return await respond(svc, model, asked, history, stream=body.stream, part=chat_part)
 
 
-@api.post(
-    "/generate",
-    **READER,
-    responses={
-        **ERRORS,
-        200: {
-            "description": "Ollama's generate response (`response`); with `stream` (the "
-            "default) NDJSON objects, the last with `done: true` and `sources`.",
-            **STREAMED,
-        },
-    },
-)
+@api.post("/generate", **answering("response"))
 async def generate(body: schemas.OllamaGenerateRequest, svc: Svc) -> Any:
     """The prompt is the question (no history: Ollama's `context` is ignored)."""
     model = model_name(body.model)
