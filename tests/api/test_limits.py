@@ -86,6 +86,10 @@ def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
     with server.client() as client:
         again = client.post("/v1/ask", json={"question": "Who won the 1954 World Cup?"})
         assert again.status_code == 200, "the slot was given back"
+        for _ in range(2):  # a streamed Ollama answer gives its slot back when it ends
+            streamed_again = client.post("/api/chat", json=chat)
+            assert streamed_again.status_code == 200, streamed_again.text
+            assert '"done": true' in streamed_again.text.splitlines()[-1]
 
 
 def test_cors_answers_only_the_configured_origins(server: Server) -> None:
