@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import openai_compat, routes, schemas
+from api import ollama_compat, openai_compat, routes, schemas
 from api.auth import KeyRing, KeysBeforeBody, Role, RoleGuard
 from api.jobs import IndexJobs
 from api.mcp_http import HttpEndpoint
@@ -218,12 +218,14 @@ def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
     )
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
+    app.include_router(ollama_compat.router)
     mcp = HttpEndpoint(app)
     app.router.routes.append(Route("/mcp", RoleGuard(mcp, Role.READER), include_in_schema=False))
     _system_routes(app)
     _error_handlers(app)
     app.add_middleware(KeysBeforeBody)  # inside RequestLimits: 431 before 401
     app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(ollama_compat.OllamaErrors)  # outside: every /api error in its shape
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

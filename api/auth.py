@@ -3,7 +3,7 @@ the file changes, so that deleting a line revokes a key on the next request with
 Each key belongs to a user (`Principal`) with a role (`Role`); each route declares the role it
 needs in its OpenAPI operation (`ROLE_KEY`), and that declaration is what is enforced.
 
-Keys and roles are checked twice: by `KeysBeforeBody` for every /v1 request before anything
+Keys and roles are checked twice: by `KeysBeforeBody` for every /v1 and /api request before anything
 reads its body (FastAPI reads and parses a body before it runs a route's dependencies, so a
 client without a key, or a reader, could otherwise make the server take in a 50 MB upload), and
 by the routers' `authorize` dependency (api/services.py), which hands the route its user and
@@ -40,7 +40,8 @@ UNAUTHORIZED = (
     "A valid API key is needed: send `Authorization: Bearer KEY` with a key from api.keys or "
     "api.keys_file (not in the URL)."
 )
-PROTECTED = "/v1"
+PROTECTED = ("/v1", "/api")
+"""The paths under keys: Handbook's own API and the Ollama-compatible one."""
 
 
 class Role(StrEnum):
@@ -257,7 +258,7 @@ class RoleTable:
 
 
 class KeysBeforeBody:
-    """Refuses a /v1 request without a valid key (401), or whose user lacks the route's role
+    """Refuses a /v1 or /api request without a valid key (401), or whose user lacks the route's role
     (403), before its body is read (see above)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -266,7 +267,8 @@ class KeysBeforeBody:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] == "http" and (path == PROTECTED or path.startswith(PROTECTED + "/")):
+        protected = any(path == p or path.startswith(p + "/") for p in PROTECTED)
+        if scope["type"] == "http" and protected:
             keys: KeyRing = scope["app"].state.services.keys
             principal = LOCAL
             if keys.enabled:

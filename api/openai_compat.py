@@ -2,7 +2,7 @@
 clients can use Handbook as a model that answers from the manuals.
 
 The last user message is the question; earlier user/assistant pairs are the conversation
-(system messages are ignored: Handbook's own system prompt keeps the answer grounded). Sources
+(api/conversation.py, shared with the Ollama-compatible routes). Sources
 travel in the documented extra field `sources` (the citations, as in `POST /v1/ask`): on the
 completion object, and on the last chunk of a stream.
 """
@@ -19,38 +19,12 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
 from api import schemas
+from api.conversation import conversation, sources
 from api.routes import ERRORS, MODEL_ID
 from api.services import READER, Svc, authorize
 from generation.answer import Done, Replaced, Token
-from generation.history import History, Turn
-from handbook.types import Answer
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
-
-
-def conversation(messages: list[schemas.ChatMessage]) -> tuple[str, History]:
-    """The question (last user message) and the user/assistant pairs before it."""
-    if messages[-1].role != "user" or not messages[-1].text().strip():
-        raise HTTPException(422, "The last message must be a user message with text.")
-    if len(messages[-1].text().strip()) > schemas.QUESTION_CHARS:
-        raise HTTPException(
-            422,
-            f"The last user message is over {schemas.QUESTION_CHARS} characters; ask a shorter "
-            "question (the manuals are the context, not the message).",
-        )
-    turns: list[Turn] = []
-    question: str | None = None
-    for message in messages[:-1]:
-        if message.role == "user":
-            question = message.text()
-        elif message.role == "assistant" and question is not None:
-            turns.append(Turn(question, message.text()))
-            question = None
-    return messages[-1].text().strip(), History(tuple(turns))
-
-
-def sources(answer: Answer) -> list[dict[str, Any]]:
-    return [dict(c) for c in answer.to_dict()["citations"]]
 
 
 @router.post(

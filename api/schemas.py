@@ -199,3 +199,44 @@ class ChatRequest(BaseModel):
     model: str = Field(max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
+
+
+# --- Ollama-compatible routes (/api/...) ---------------------------------------------------
+
+
+class OllamaError(BaseModel):
+    """Ollama's error shape: the `ollama` clients show `error` as the message."""
+
+    error: str = Field(description="What went wrong and what to do.")
+
+
+class OllamaChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # options, format, keep_alive, tools, think...
+
+    model: str = Field(max_length=200)
+    messages: list[ChatMessage] = Field(
+        default_factory=list,
+        max_length=200,
+        description="The conversation; the last user message is the question. None: the "
+        "model is loaded (`done_reason: load`), as Ollama does.",
+    )
+    stream: bool = Field(
+        default=True, description="NDJSON objects, one per piece (Ollama's default)."
+    )
+
+
+class OllamaGenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # system, context, options, format...
+
+    model: str = Field(max_length=200)
+    prompt: str = Field("", description="The question; empty: the model is loaded.")
+    stream: bool = Field(
+        default=True, description="NDJSON objects, one per piece (Ollama's default)."
+    )
+
+
+class OllamaShowRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # verbose
+
+    model: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, description="Older clients' `model`.")

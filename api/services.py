@@ -60,9 +60,9 @@ async def authorize(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Every /v1 route: the user of the `Authorization: Bearer KEY` key (401 without one, when
-    keys are configured; the local admin when none are), who must have the role the route
-    declares (403). Keys in the query string are not accepted (they end up in logs)."""
+    """Every /v1 and /api route: the user of the `Authorization: Bearer KEY` key (401 without
+    one, when keys are configured; the local admin when none are), who must have the role the
+    route declares (403). Keys in the query string are not accepted (they end up in logs)."""
     keys = services(request).keys
     principal = LOCAL
     if keys.enabled:

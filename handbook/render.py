@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from handbook.types import SOURCES_LABEL, location
 from ingestion.progress import Progress as Progress_
 
 if TYPE_CHECKING:
@@ -126,15 +127,6 @@ def _short(path: str) -> str:
         return path
 
 
-def _location(page: int | None, section: str, language: str = "en") -> str:
-    parts = []
-    if page is not None:
-        parts.append(f"{'S.' if language == 'de' else 'p.'} {page}")
-    if section:
-        parts.append(section)
-    return ", ".join(parts)
-
-
 def search_table(result: SearchResult) -> None:
     table = Table(title=f"{result.query}", show_lines=True)
     table.add_column("#", justify="right")
@@ -145,7 +137,7 @@ def search_table(result: SearchResult) -> None:
     for n, p in enumerate(result.passages, start=1):
         text = p.chunk.text if len(p.chunk.text) < 300 else p.chunk.text[:300] + "…"
         table.add_row(
-            str(n), p.chunk.title, _location(p.chunk.page, p.chunk.section), f"{p.score:.3f}", text
+            str(n), p.chunk.title, location(p.chunk.page, p.chunk.section), f"{p.score:.3f}", text
         )
     console.print(table)
     if result.facts:
@@ -158,11 +150,9 @@ def search_table(result: SearchResult) -> None:
 def print_sources(answer: Answer) -> None:
     if not answer.citations:
         return
-    label = "Quellen" if answer.language == "de" else "Sources"
-    console.print(f"\n[bold]{label}[/]")
+    console.print(f"\n[bold]{SOURCES_LABEL[answer.language]}[/]")
     for c in answer.citations:
-        where = _location(c.page, c.section, answer.language)
-        console.print(f"  [{c.n}] {c.title}" + (f", {where}" if where else ""), highlight=False)
+        console.print(f"  {c.label(answer.language)}", highlight=False, markup=False)
         console.print(f"      [dim]{_short(c.path)}[/]", highlight=False)
 
 

@@ -148,6 +148,23 @@ class Message:
     content: str
 
 
+SOURCES_LABEL: dict[Language, str] = {"de": "Quellen", "en": "Sources"}
+
+
+def location(page: int | None, section: str, language: Language = "en") -> str:
+    """Where in a document, in the reader's language.
+
+    >>> location(2, "Wartung", "de"), location(7, ""), location(None, "Maintenance")
+    ('S. 2, Wartung', 'p. 7', 'Maintenance')
+    """
+    parts = []
+    if page is not None:
+        parts.append(f"{'S.' if language == 'de' else 'p.'} {page}")
+    if section:
+        parts.append(section)
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Citation:
     n: int
@@ -158,6 +175,11 @@ class Citation:
     section: str
     score: float
     text: str
+
+    def label(self, language: Language = "en") -> str:
+        """`[n] Title, p. 2, Section`: how a citation is named to a reader."""
+        where = location(self.page, self.section, language)
+        return f"[{self.n}] {self.title}" + (f", {where}" if where else "")
 
 
 @dataclass(frozen=True)
@@ -175,6 +197,19 @@ class Answer:
     answer because the sources did not support it."""
     mode: AnswerMode = "extract"
     """Which composition gave `answer`: extract (the manuals' own spans) or generate."""
+
+    def sources_line(self) -> str:
+        """The citations on one line in the answer's language (`Quellen: [1] ...; [2] ...`),
+        for clients that show only text; '' without citations.
+
+        >>> cite = Citation(1, "d", "HP-200", "hp200.pdf", 2, "", 0.9, "210 bar")
+        >>> Answer("Druck?", "210 bar [1]", "de", True, (cite,)).sources_line()
+        'Quellen: [1] HP-200, S. 2'
+        """
+        if not self.citations:
+            return ""
+        labels = "; ".join(c.label(self.language) for c in self.citations)
+        return f"{SOURCES_LABEL[self.language]}: {labels}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `handbook ask --json` and of the API."""

@@ -296,10 +296,15 @@ def test_every_route_but_the_public_ones_needs_a_key(server: Server, settings: S
                 response = httpx.request(method, server.url + path, headers=headers, json={})
                 if template in PUBLIC:
                     assert response.status_code == 200, (method, template)
+                elif template.startswith("/api/"):  # Ollama's error shape: `error` is the message
+                    assert response.status_code == 401, (method, template)
+                    assert set(response.json()) == {"error"}, response.json()
+                    assert "Bearer" in response.json()["error"], response.json()
+                    checked += 1
                 else:
                     assert_refused(response, 401, "unauthorized")
                     checked += 1
-    assert checked >= 2 * 14, "every protected operation was tried"
+    assert checked >= 2 * 19, "every protected operation was tried"
     for path in ("/", "/openapi.json", "/docs", "/static/app.js"):
         assert httpx.get(server.url + path).status_code in (200, 404), path
 

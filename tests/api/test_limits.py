@@ -18,6 +18,7 @@ from tests.api.conftest import KEY, Server, start
 
 ALLOWED = "http://allowed.example"
 SLOW = "What is the maximum pressure of the HP-200 press?"  # found: the model answers
+MAX_CONNECTIONS = 5  # the slot test holds one and sends three at once
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         HANDBOOK_API__MAX_CONCURRENT_ANSWERS="1",
         HANDBOOK_API__QUEUE_TIMEOUT_S="0.5",
         HANDBOOK_API__CORS_ORIGINS=ALLOWED,
-        HANDBOOK_API__MAX_CONNECTIONS="4",
+        HANDBOOK_API__MAX_CONNECTIONS=str(MAX_CONNECTIONS),
         HANDBOOK_CHAT__MAX_TOKENS="64",
         # Whole passages as evidence: the model reads a long prompt, so the first answer holds
         # its slot for seconds, well past the other requests' 0.5 s of queue.
@@ -65,21 +66,30 @@ def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
     try:
         assert streaming.wait(120), "the first answer started"
         chat = {"model": "handbook", "messages": [{"role": "user", "content": SLOW}]}
-        with server.client() as client, ThreadPoolExecutor(2) as pool:
-            # Both at once, so both wait within the first answer's time.
+        with server.client() as client, ThreadPoolExecutor(3) as pool:
+            # All at once, so all wait within the first answer's time.
             asked = pool.submit(client.post, "/v1/ask", json={"question": SLOW})
             chatted = pool.submit(client.post, "/v1/chat/completions", json=chat)
+            streamed = pool.submit(client.post, "/api/chat", json=chat)  # Ollama's: streamed
             refused, refused_chat = asked.result(), chatted.result()
+            refused_ollama = streamed.result()
     finally:
         thread.join(300)
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "5"
     assert refused.json()["error"] == "unavailable" and "max_concurrent_answers" in refused.text
     assert refused_chat.status_code == 503 and refused_chat.headers["retry-after"] == "5"
+    # A stream is refused with the status, before it starts, in Ollama's error shape.
+    assert refused_ollama.status_code == 503 and refused_ollama.headers["retry-after"] == "5"
+    assert "max_concurrent_answers" in refused_ollama.json()["error"]
     assert first["response"].status_code == 200
     with server.client() as client:
         again = client.post("/v1/ask", json={"question": "Who won the 1954 World Cup?"})
         assert again.status_code == 200, "the slot was given back"
+        for _ in range(2):  # a streamed Ollama answer gives its slot back when it ends
+            streamed_again = client.post("/api/chat", json=chat)
+            assert streamed_again.status_code == 200, streamed_again.text
+            assert '"done": true' in streamed_again.text.splitlines()[-1]
 
 
 def test_cors_answers_only_the_configured_origins(server: Server) -> None:
@@ -118,10 +128,10 @@ def test_cors_is_off_without_origins(tmp_path: Path, indexed_home: Path) -> None
 
 
 def test_connections_over_max_connections_get_503(server: Server) -> None:
-    """Four open connections (idle, within the head deadline) fill api.max_connections: the
-    fifth request is refused at once; once they close, requests are served again."""
+    """Open connections (idle, within the head deadline) fill api.max_connections: the next
+    request is refused at once; once they close, requests are served again."""
     host, port = server.url.removeprefix("http://").split(":")
-    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(MAX_CONNECTIONS)]
     try:
         refused = httpx.get(f"{server.url}/healthz", timeout=10)
         assert refused.status_code == 503, refused.text

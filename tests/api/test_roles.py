@@ -120,6 +120,9 @@ MCP_OPEN = {
         "clientInfo": {"name": "role-matrix", "version": "0"}},
 }  # fmt: skip
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+OLLAMA_CHAT = {"model": "handbook", "messages": [{"role": "user", "content": OFF_TOPIC}],
+               "stream": False}  # fmt: skip
+OLLAMA_GENERATE = {"model": "handbook:latest", "prompt": OFF_TOPIC, "stream": False}
 MATRIX = [
     Cell("GET", "/v1/models", fixed("/v1/models"), 200, 200, 200),
     Cell(
@@ -137,10 +140,16 @@ MATRIX = [
     Cell("GET", "/v1/sessions", fixed("/v1/sessions"), 200, 200, 200),
     Cell("GET", "/v1/sessions/{session_id}", alices_session, 200, 404, 200),
     Cell("DELETE", "/v1/sessions/{session_id}", alices_session, 200, 404, 200),
+    Cell("POST", "/api/chat", fixed("/api/chat", json=OLLAMA_CHAT), 200, 200, 200),
+    Cell("POST", "/api/generate", fixed("/api/generate", json=OLLAMA_GENERATE), 200, 200, 200),
+    Cell("GET", "/api/tags", fixed("/api/tags"), 200, 200, 200),
+    Cell("POST", "/api/show", fixed("/api/show", json={"model": "handbook"}), 200, 200, 200),
+    Cell("GET", "/api/version", fixed("/api/version"), 200, 200, 200),
     Cell("POST", "/mcp", fixed("/mcp", json=MCP_OPEN, headers=MCP_ACCEPT), 200, 200, 200),
 ]
-"""Every /v1 operation, and every app served beside the routers (MCP). `reader` is alice, whose
-session the session routes use; `other` is bob, another reader; `admin` is carol."""
+"""Every /v1 and /api (Ollama-compatible) operation, and every app served beside the routers
+(MCP). `reader` is alice, whose session the session routes use; `other` is bob, another reader;
+`admin` is carol."""
 PAGES = {"/", "/static", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """Outside the OpenAPI schema and open to all: the web page, its files and the API docs."""
 
@@ -188,8 +197,13 @@ def test_every_route_with_every_kind_of_caller(server: Server, settings: Setting
             assert got.status_code == expected, (*where, got.status_code, got.text[:300])
             if expected >= 400:
                 body = got.json()
-                assert set(body) == {"error", "message"}, (where, body)
-                assert "Traceback" not in body["message"]
+                # Ollama's shape on /api: `error` is the message, which its clients show.
+                ollama = cell.template.startswith("/api/")
+                assert set(body) == ({"error"} if ollama else {"error", "message"}), (where, body)
+                message = body["error"] if ollama else body["message"]
+                assert "Traceback" not in message
+                if expected == 401:
+                    assert "Bearer" in message, (where, body)
             if expected == 403:
                 assert "admin role" in got.json()["message"], where
             if expected == 404:  # another user's session: as if it did not exist
