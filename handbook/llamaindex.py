@@ -50,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - the message is tested in a subp
 from handbook.app import Handbook
 from handbook.config import ChatSettings, Settings, load_settings
 from handbook.types import Language, Message, Passage, RetrievalMode, Role, SearchFilter
+from retrieval.search import Retriever
 
 T = TypeVar("T")
 
@@ -137,12 +138,17 @@ class HandbookRetriever(BaseRetriever):
         self._handbook = Handbook(self._settings)
         self._closed = False
         try:
-            self._runner.call(self._handbook.__aenter__())
-            self._where: SearchFilter = self._handbook.search_filter(docs, language)
-            self._retriever = self._runner.call(self._handbook.retriever())
+            self._where, self._retriever = self._runner.call(self._open(docs, language))
         except BaseException:
             self.close()
             raise
+
+    async def _open(
+        self, docs: Sequence[str], language: Language | None
+    ) -> tuple[SearchFilter, Retriever]:
+        """On the services' loop (the registry's connection belongs to that thread)."""
+        await self._handbook.__aenter__()
+        return self._handbook.search_filter(docs, language), await self._handbook.retriever()
 
     def llm(self) -> HandbookLLM:
         """Handbook's configured chat model (`chat.*` settings) as a llama-index LLM."""
