@@ -250,6 +250,13 @@ def hb_text_sentence_same(files: list[Path], docs: Loaded, size: int) -> list[Pi
     return _pieces(splitter.get_nodes_from_documents(_as_li_documents(files, docs)), _titles(docs))
 
 
+def hb_text_markdown(files: list[Path], docs: Loaded, size: int) -> list[Piece]:
+    from llama_index.core.node_parser import MarkdownNodeParser
+
+    nodes = MarkdownNodeParser().get_nodes_from_documents(_as_li_documents(files, docs))
+    return _pieces(nodes, _titles(docs))
+
+
 def hb_text_markdown_same(files: list[Path], docs: Loaded, size: int) -> list[Piece]:
     from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
 
@@ -270,6 +277,8 @@ CANDIDATES: dict[str, tuple[str, Build, bool]] = {
                          hb_text_sentence_default, True),
     "hb-text-sentence-same": ("Handbook's extracted text + SentenceSplitter (same size)",
                               hb_text_sentence_same, True),
+    "hb-text-markdown": ("Handbook's extracted text as Markdown + MarkdownNodeParser "
+                         "(whole sections)", hb_text_markdown, True),
     "hb-text-markdown-same": ("Handbook's extracted text as Markdown + MarkdownNodeParser + "
                               "SentenceSplitter (same size)", hb_text_markdown_same, True),
 }  # fmt: skip
