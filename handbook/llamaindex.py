@@ -3,9 +3,9 @@
     from handbook.llamaindex import HandbookRetriever
     from llama_index.core.query_engine import RetrieverQueryEngine
 
-    with HandbookRetriever(k=5, language="de") as retriever:
+    with HandbookRetriever(k=5) as retriever:
         engine = RetrieverQueryEngine.from_args(retriever, llm=retriever.llm())
-        print(engine.query("Welcher Maximaldruck gilt für die HP-200?"))
+        print(engine.query("What is the maximum working pressure of the HP-200?"))
 
 `HandbookRetriever` searches the index that `handbook index` built (hybrid dense + lexical
 search, as `handbook search`) and returns `NodeWithScore`s: a `TextNode` per passage with
