@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import ollama_compat, openai_compat, routes, schemas
-from api.auth import KeyRing, KeysBeforeBody, Role, RoleGuard
+from api.auth import LOOPBACK, KeyRing, KeysBeforeBody, LoopbackHosts, Role, RoleGuard
 from api.jobs import IndexJobs
 from api.mcp_http import HttpEndpoint
 from api.services import Services
@@ -181,8 +181,11 @@ async def _send_error(send: Send, exc: HTTPException) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
-    """`lock`: the data folder's lock, taken already by `handbook serve`."""
+def create_app(
+    settings: Settings, lock: HomeLock | None = None, host: str | None = None
+) -> FastAPI:
+    """`lock`: the data folder's lock, taken already by `handbook serve`; `host`: the address
+    it listens on (on loopback without keys, only loopback names are answered)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -233,6 +236,7 @@ def create_app(settings: Settings, lock: HomeLock | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(LoopbackHosts, loopback_only=host in LOOPBACK)  # outermost
     return app
 
 

@@ -69,6 +69,8 @@ class Principal:
 
 LOCAL = Principal("local", Role.ADMIN)
 """Without keys (loopback only) every request is the local admin, as the CLI is."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+"""The names `handbook serve` may listen on without keys, and answer to."""
 
 
 def key_user(key: str) -> str:
@@ -323,3 +325,41 @@ async def _refuse(
     response = JSONResponse({"error": code, "message": message}, status_code=status,
                             headers=headers)  # fmt: skip
     await response(scope, receive, send)
+
+
+def host_name(host_header: str | None) -> str:
+    """The name in a Host header, without port or IPv6 brackets.
+
+    >>> [host_name(h) for h in ("localhost:8000", "[::1]:8000", "127.0.0.1", "Evil.Example.")]
+    ['localhost', '::1', '127.0.0.1', 'evil.example']
+    """
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
+
+
+class LoopbackHosts:
+    """Without keys, a server on loopback answers only requests addressed to a loopback name.
+    A web page the user opens elsewhere can point its own host name at 127.0.0.1 (DNS
+    rebinding) and would otherwise read and change the index through the user's browser; its
+    requests carry that name as Host, and get 403. With keys, the key is what counts."""
+
+    def __init__(self, app: ASGIApp, *, loopback_only: bool) -> None:
+        self.app = app
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.loopback_only and scope["type"] in ("http", "websocket"):
+            keys: KeyRing = scope["app"].state.services.keys
+            name = host_name(Headers(scope=scope).get("host"))
+            if not keys.enabled and name not in LOOPBACK:
+                message = (
+                    f"This server has no API keys, so it answers only requests addressed to "
+                    f"localhost or 127.0.0.1, not to {name or 'no host'!r}. Open it as "
+                    "http://127.0.0.1:PORT/, or set API keys (api.keys_file) to serve it "
+                    "under another name."
+                )
+                await _refuse(scope, receive, send, 403, "forbidden", message)
+                return
+        await self.app(scope, receive, send)

@@ -81,7 +81,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     if Handbook.uses_home_lock(settings):
         lock.acquire()
     try:
-        _run(uvicorn, create_app(settings, lock), settings, host, port)
+        _run(uvicorn, create_app(settings, lock, host), settings, host, port)
     finally:
         lock.release()
 

@@ -262,13 +262,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_auth: bool)
     settings: Settings = ctx.obj.settings
     host = host or settings.api.host
     port = port or settings.api.port
-    from api.auth import KeyRing
+    from api.auth import LOOPBACK, KeyRing
     from api.server import serve as run_server
 
     keys = KeyRing.from_settings(settings.api)
     with user_errors(ctx):
         keys.check_file()
-    if not keys.current() and host not in ("127.0.0.1", "localhost", "::1") and not no_auth:
+    if not keys.current() and host not in LOOPBACK and not no_auth:
         raise click.UsageError(
             f"Listening on {host} needs API keys: set HANDBOOK_API_KEYS=key1,key2 (or api.keys, "
             "or api.keys_file with one key per line), or pass --no-auth to serve without them."

@@ -385,7 +385,9 @@ def test_an_mcp_session_answers_only_the_user_who_opened_it(server: Server) -> N
 
 
 def test_http_without_keys_configured_is_the_local_user(indexed_home: Path, tmp_path: Path) -> None:
-    """As the rest of the API: on loopback without keys, no key is needed."""
+    """As the rest of the API: on loopback without keys, no key is needed; and, as the rest of
+    the API, only requests addressed to a loopback name are answered (a page that points its
+    own name at 127.0.0.1, DNS rebinding, gets 403)."""
     shutil.copytree(indexed_home, tmp_path / "home")
 
     async def work(plain: Server) -> Any:
@@ -395,3 +397,12 @@ def test_http_without_keys_configured_is_the_local_user(indexed_home: Path, tmp_
     for plain in start(tmp_path / "home", tmp_path / "server.log"):
         listed = asyncio.run(work(plain))
         assert not listed.is_error and len(listed.structured_content["documents"]) == 4
+        port = plain.url.rsplit(":", 1)[1]
+        with httpx.Client(base_url=plain.url, timeout=60) as raw:
+            for path in ("/", "/v1/documents", "/api/tags", "/mcp"):
+                rebound = raw.get(path, headers={"Host": f"evil.example:{port}"})
+                assert rebound.status_code == 403, (path, rebound.text)
+                assert "localhost" in rebound.json()["message"]
+            for name in ("localhost", "127.0.0.1", "[::1]"):
+                local = raw.get("/v1/documents", headers={"Host": f"{name}:{port}"})
+                assert local.status_code == 200, (name, local.text)
