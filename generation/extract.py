@@ -114,8 +114,10 @@ def _shape(unit: Unit, task: Task, wanted: Sequence[re.Pattern[str]]) -> float:
         if unit.kind in ("row", "line", "item"):
             return 1.0 if valued else 0.4
         return 0.7 if valued else 0.0
-    if task == Task.PROCEDURE:
-        return {"list": 1.0, "item": 0.3, "sentence": 0.3}.get(unit.kind, 0.0)
+    if task == Task.PROCEDURE:  # numbered steps, rather than a bullet list of parts or notes
+        if unit.kind == "list":
+            return 1.0 if unit.core[:1].isdigit() else 0.6
+        return {"item": 0.3, "sentence": 0.3}.get(unit.kind, 0.0)
     if task == Task.TROUBLESHOOT:
         remedy = bool(_REMEDY.search(unit.text))
         if unit.kind == "row":
@@ -169,6 +171,11 @@ class Extractor:
         self._embedder = embedder
         self._max_chars = max_chars
 
+    def _budget(self, unit: Unit, task: Task) -> int:
+        """A procedure's step list is its answer as a whole: twice the budget before it counts
+        as too long (steps cut off would be worse than a long answer)."""
+        return self._max_chars * (2 if task == Task.PROCEDURE and unit.kind == "list" else 1)
+
     async def spans(
         self, question: str, language: Language, task: Task, passages: Sequence[Passage]
     ) -> list[Span]:
@@ -181,7 +188,7 @@ class Extractor:
                 W_LEXICAL * c.lexical
                 + W_RANK / c.n
                 + W_SHAPE * c.shape
-                - _length_penalty(c.unit.text, self._max_chars),
+                - _length_penalty(c.unit.text, self._budget(c.unit, task)),
                 c,
             )
             for c in candidates

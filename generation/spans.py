@@ -54,13 +54,35 @@ def _cells(row: str) -> str:
     return " | ".join(_flat(cell) for cell in row.strip().strip("|").split("|"))
 
 
+def _marker(line: str) -> str:
+    """The kind of a list item's marker: numbered steps or bullets."""
+    return "number" if line.lstrip()[:1].isdigit() else "bullet"
+
+
+def _is_title(line: str) -> bool:
+    """A short line without sentence punctuation: a heading such as "Arbeitsschritte"."""
+    return len(line.strip()) <= 40 and not _SENTENCE_END.search(line) and not _ITEM.match(line)
+
+
 def _blocks(text: str) -> list[tuple[str, list[str]]]:
-    """Consecutive lines grouped into ("table" | "list" | "text", lines); blank lines split."""
+    r"""Consecutive lines grouped into ("table" | "list" | "text", lines); blank lines split, and
+    so does a change from bullets to numbered steps. A PDF's hard-wrapped item goes on in the
+    next line, but a heading-like line right before a list of the other kind is that list's
+    title.
+
+    >>> for block in _blocks("- Filter\n- Schlüssel\nArbeitsschritte\n1. Motor warmfahren."):
+    ...     print(block)
+    ('list', ['- Filter', '- Schlüssel'])
+    ('text', ['Arbeitsschritte'])
+    ('list', ['1. Motor warmfahren.'])
+    """
     blocks: list[tuple[str, list[str]]] = []
+    wrapped: str | None = None  # the line last joined to an item as its hard-wrapped end
     for raw in text.splitlines():
         line = raw.rstrip()
         if not line.strip():
             blocks.append(("blank", []))
+            wrapped = None
             continue
         kind = (
             "table"
@@ -70,7 +92,12 @@ def _blocks(text: str) -> list[tuple[str, list[str]]]:
             else "text"
         )
         last = blocks[-1] if blocks else None
-        if last and last[0] == kind:
+        if last and last[0] == "list" == kind and _marker(line) != _marker(last[1][-1]):
+            if wrapped is not None and _is_title(wrapped):
+                last[1][-1] = last[1][-1][: -len(wrapped) - 1]
+                blocks.append(("text", [wrapped]))
+            blocks.append((kind, [line]))
+        elif last and last[0] == kind:
             last[1].append(line)
         elif last and last[0] == "list" and kind == "text" and raw[:1].isspace():
             last[1][-1] += " " + line.strip()  # an indented continuation of the item above
@@ -78,8 +105,11 @@ def _blocks(text: str) -> list[tuple[str, list[str]]]:
             last and last[0] == "list" and kind == "text" and not _SENTENCE_END.search(last[1][-1])
         ):
             last[1][-1] += " " + line.strip()  # a hard-wrapped item (PDF)
+            wrapped = line.strip()
+            continue
         else:
             blocks.append((kind, [line]))
+        wrapped = None
     return [(kind, lines) for kind, lines in blocks if lines]
 
 
@@ -150,6 +180,8 @@ def units(text: str, skip: frozenset[str] = frozenset()) -> list[Unit]:
         elif _is_prose(lines):
             for sentence in sentences(_flat(" ".join(lines))):
                 add("sentence", sentence.strip(), sentence.strip(), block)
+        elif len(lines) == 1 and _is_title(lines[0]):
+            pass  # a title: shown as the intro of the list that follows it
         else:
             header = ""
             for line in _joined_lines(lines):
@@ -158,5 +190,6 @@ def units(text: str, skip: frozenset[str] = frozenset()) -> list[Unit]:
                 if not any(c.isdigit() for c in line) and not _SENTENCE_END.search(line):
                     header = line  # a header-like line: what the data lines below it mean
         last = _flat(lines[-1])
-        intro = last if kind == "text" and last.endswith(":") else ""
+        titled = len(lines) == 1 and _is_title(last)
+        intro = last if kind == "text" and (last.endswith(":") or titled) else ""
     return out

@@ -170,3 +170,42 @@ def test_hidden_html_text_is_not_indexed(pump_home: Path) -> None:
     assert "SECRETWORD" not in found and "PWNED" not in found
     answer, _ = ask(pump_home, "Wie groß ist die Sicherung F3 im Schaltschrank?")
     assert answer.found and "6 A" in answer.answer and "PWNED" not in answer.answer
+
+
+# A PDF page as its text comes out: a bullet list of parts, a title line, then numbered steps,
+# no blank lines between them, the list longer than the answer budget.
+GEARBOX = """7 Changing the gearbox oil
+Parts and tools
+- Gearbox oil Velmor GX-3, 1.2 litres
+- Seal ring for the gearbox drain screw
+- Torque wrench
+Working steps
+1. Run the pump for ten minutes so that the gearbox oil is warm and drains out completely.
+2. Switch off the motor, lock the main switch and let the housing cool to hand temperature.
+3. Place a drip tray of at least two litres under the gearbox drain screw.
+4. Undo the drain screw with a 17 mm ring spanner and let the old oil drain for 15 minutes.
+5. Fit the drain screw with a new seal ring and tighten it to 25 Nm with the torque wrench.
+6. Remove the filler plug on top of the gearbox housing and fill in 1.2 litres of GX-3.
+7. Refit the filler plug, run the pump for one minute and check the sight glass again.
+8. Top up to the middle of the sight glass if needed and dispose of the old oil properly."""
+
+
+def test_a_step_list_after_a_parts_list_is_shown_whole_from_step_one() -> None:
+    """Bullets and numbered steps are two lists, the title line before the steps is their
+    title (not the end of the last bullet), and a step list over the length budget is still
+    shown whole: a procedure cut after step 5 would leave out how to drain the old oil."""
+    from generation.extract import Extractor, compose
+    from handbook.types import Chunk, Passage, Task
+
+    chunk = Chunk("g", 0, GEARBOX, "Zorblax P7", "p7.pdf", 7, ("7 Changing the gearbox oil",), "en")
+    assert len(GEARBOX.split("Working steps\n")[1]) > 600
+    spans = asyncio.run(
+        Extractor(None).spans(
+            "How do I change the gearbox oil?", "en", Task.PROCEDURE, [Passage(chunk, 1.0)]
+        )
+    )
+    answer = compose(spans, "en")
+    assert answer.startswith("From the manuals:\nWorking steps\n1. Run the pump"), answer
+    steps = [answer.index(f"\n{n}. ") for n in range(1, 9)]
+    assert steps == sorted(steps), "all eight steps, in order"
+    assert "Torque wrench Working steps" not in answer
