@@ -37,6 +37,7 @@ from handbook.config import ChatSettings, Settings
 from handbook.errors import ConfigError, HandbookError
 from handbook.jsonl import read_lines, read_records
 from handbook.language import detect_language
+from handbook.provenance import git_revision
 from handbook.types import Answer, AnswerMode, Passage, RetrievalMode
 
 TASKS = ("SPEC", "PROCEDURE", "EXPLAIN", "TROUBLESHOOT")
@@ -216,8 +217,6 @@ class Run:
                 "a new run folder."
             )
         if not meta:
-            from finetune.train import git_revision
-
             meta = {
                 "models": list(models),
                 "questions": [str(f) for f in files],

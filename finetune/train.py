@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import subprocess
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from generation.hf import fingerprint, load_causal_lm, place, resolve_base
 from handbook.config import FinetuneSettings
 from handbook.errors import BackendUnavailable, ConfigError, HandbookError
+from handbook.provenance import git_revision
 from handbook.registry import missing_extra
 
 Example = Mapping[str, Any]  # {"messages": [{"role": ..., "content": ...}, ...]}
@@ -66,21 +66,6 @@ def dataset_hash(*splits: Sequence[Example]) -> str:
             digest.update(json.dumps(example, sort_keys=True, ensure_ascii=False).encode())
         digest.update(b"\x00")
     return digest.hexdigest()
-
-
-def git_revision() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except OSError:
-        return None
-    return result.stdout.strip() or None
 
 
 def library_versions() -> dict[str, str | None]:
