@@ -9,6 +9,7 @@ from typing import Literal
 
 from generation.answerability import missing_terms
 from generation.base import ChatModel
+from generation.events import AnswerEvent, Done, Replaced, Retrieved, Summarized, Token
 from generation.extract import Extractor, compose
 from generation.grounding import check, numbers_supported, strip_markup
 from generation.history import Count, History, Turn, as_messages, select, summary_request
@@ -43,41 +44,16 @@ AnswerModeSetting = Literal["auto", "extract", "generate"]
 NEAREST = 3
 """Passages shown with a "not in the manuals" answer."""
 
-
-@dataclass(frozen=True)
-class Retrieved:
-    result: SearchResult
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    answer: Answer
-
-
-@dataclass(frozen=True)
-class Summarized:
-    """The summarize strategy condensed the first `upto` turns of the session into `text`."""
-
-    text: str
-    upto: int
-
-
-@dataclass(frozen=True)
-class Replaced:
-    """This text replaces the streamed answer: the extractive answer when the model's was not
-    supported by the sources (`unsupported`), or the model's answer without the prompt's
-    markup it copied (`cleaned`)."""
-
-    text: str
-    reason: Literal["unsupported", "cleaned"] = "unsupported"
-
-
-AnswerEvent = Retrieved | Token | Replaced | Summarized | Done
+__all__ = [
+    "AnswerEvent",
+    "AnswerModeSetting",
+    "Answerer",
+    "Done",
+    "Replaced",
+    "Retrieved",
+    "Summarized",
+    "Token",
+]
 
 
 def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
