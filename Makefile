@@ -51,6 +51,7 @@ demo: install ocr
 
 test: install ocr devset
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval api tests
 
 # Known vulnerabilities (PyPI's advisories, via pip-audit) in every version constraints.txt pins.
@@ -74,16 +75,16 @@ lint: install
 	$(BIN)/mypy
 
 bench: install ocr
-	$(BIN)/python bench/cli_startup.py
-	$(BIN)/python bench/store_latency.py
-	$(BIN)/python bench/index_overhead.py
-	$(BIN)/python bench/retrieval_quality.py
-	$(BIN)/python bench/generation_speed.py
-	$(BIN)/python bench/graph_extraction.py
-	$(BIN)/python bench/api_load.py
-	$(BIN)/python bench/finetune_speed.py
-	$(BIN)/python bench/ocr.py
-	$(BIN)/python bench/tables.py
+	$(BIN)/python -m bench.cli_startup
+	$(BIN)/python -m bench.store_latency
+	$(BIN)/python -m bench.index_overhead
+	$(BIN)/python -m bench.retrieval_quality
+	$(BIN)/python -m bench.generation_speed
+	$(BIN)/python -m bench.graph_extraction
+	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.finetune_speed
+	$(BIN)/python -m bench.ocr
+	$(BIN)/python -m bench.tables
 
 clean:
 	rm -rf $(VENV) .handbook

@@ -8,7 +8,7 @@ asks eval/questions/devset.jsonl in each answer mode, side by side in one run:
 For each: key-fact recall, unanswerable refused, false refusals, median answer length, answer
 latency p50/p95 (after load), time to the first streamed piece, and prompt tokens.
 
-    python bench/answer_quality.py [--home DIR] [--modes extract generate-spans ...]
+    python -m bench.answer_quality [--home DIR] [--modes extract generate-spans ...]
         [--json results.json] [--split all|even|odd]
 
 `--split` takes every question, or those with an even / odd position in the file: decide on one

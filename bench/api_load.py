@@ -5,7 +5,7 @@ The sample manuals are indexed into a temporary folder and copied twice: one cop
 a real `handbook serve` (uvicorn) on loopback, the other is queried in process through the
 same services (`Retriever.search`, `Answerer.ask`). Same queries, same concurrency.
 
-    python bench/api_load.py [--clients 1 4 8] [--searches 200] [--asks 12]
+    python -m bench.api_load [--clients 1 4 8] [--searches 200] [--asks 12]
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from handbook.app import Handbook
+from handbook.config import load_settings
 
-from handbook.app import Handbook  # noqa: E402
-from handbook.config import load_settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUERIES = [
     "Wie viel Drehmoment für die Radschrauben?",

@@ -19,7 +19,7 @@ counts equal, no orphan chunks, deleted documents without chunks; uploads/ holds
 uploaded documents' files and no partial file; what the clients believe is stored is; a clean
 server log and shutdown.
 
-    python bench/api_soak.py [--minutes 20] [--clients 4] [--sample-s 5] [--json FILE]
+    python -m bench.api_soak [--minutes 20] [--clients 4] [--sample-s 5] [--json FILE]
 
 Memory is judged over the second half of the run: on this 2-core machine the heap grows for
 the first 10-14 minutes of load, while llama.cpp's prompt cache and the allocator's arenas fill,
@@ -50,12 +50,11 @@ from typing import Any
 import httpx
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.api_load import QUERIES, index
+from handbook.app import Handbook
+from handbook.config import load_settings
 
-from bench.api_load import QUERIES, index  # noqa: E402
-from handbook.app import Handbook  # noqa: E402
-from handbook.config import load_settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 KEY = "soak-key"
 WORDS = [

@@ -1,6 +1,6 @@
 """`handbook --help` cold start vs a bare Python start, in the same run (target < 0.5 s).
 
-python bench/cli_startup.py [--runs 15]
+python -m bench.cli_startup [--runs 15]
 """
 
 from __future__ import annotations

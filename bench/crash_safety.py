@@ -15,7 +15,7 @@ compared with the clean run's: chunk ids and vector count, registry rows and fin
 graph nodes and edges (with the chunks behind each), LightRAG's document status, and the
 entity and relation vectors in Qdrant.
 
-    python bench/crash_safety.py [--trials 20] [--seed 1] [--json FILE]
+    python -m bench.crash_safety [--trials 20] [--seed 1] [--json FILE]
 
 Exit status 1 when any trial ends in another state than the clean run's.
 """
@@ -35,10 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.ingestion.runs import (  # noqa: E402
+from tests.ingestion.runs import (
     differences,
     environment,
     extraction_server,
@@ -48,6 +45,8 @@ from tests.ingestion.runs import (  # noqa: E402
     start,
     state,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass

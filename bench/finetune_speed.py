@@ -8,7 +8,7 @@ chat-templated examples) and divided by the time spent inside training steps, me
 same callback in both loops; the wall time (set-up and Handbook's checkpoint at the end of each
 epoch included) is shown beside it.
 
-    python bench/finetune_speed.py [--examples 64] [--rounds 2] [--base smollm2]
+    python -m bench.finetune_speed [--examples 64] [--rounds 2] [--base smollm2]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 PARTS = ["Zorblax flange", "Quennic pump", "Brantel seal", "Velmor valve", "Kessin filter",
          "Dravo bearing", "Ostrel hose", "Mirvak sensor"]  # fmt: skip
@@ -178,9 +177,9 @@ def main() -> None:
             for kind in ("plain", "handbook"):
                 out = Path(tmp) / f"{kind}-{round_}"
                 done = subprocess.run(
-                    [sys.executable, __file__, "--base", args.base,
+                    [sys.executable, "-m", "bench.finetune_speed", "--base", args.base,
                      "--child", kind, str(args.examples), str(models), str(out)],
-                    capture_output=True, text=True, check=True,
+                    cwd=ROOT, capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
                 results[kind].append(json.loads(line[7:]))

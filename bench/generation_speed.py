@@ -7,7 +7,7 @@ prompt. Temperature 0, so both generate the same tokens. Runs alternate (bare, H
 median of `--rounds` is compared. The `ollama` row runs against the local server of the tests
 (Ollama's HTTP API backed by llama.cpp), so it measures our client path, not Ollama itself.
 
-    python bench/generation_speed.py [--backends llamacpp ollama adapter] [--rounds 3]
+    python -m bench.generation_speed [--backends llamacpp ollama adapter] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from generation.answer import Done, Retrieved, Token
+from handbook.app import Handbook
+from handbook.config import load_settings
+from handbook.types import Message
 
-from generation.answer import Done, Retrieved, Token  # noqa: E402
-from handbook.app import Handbook  # noqa: E402
-from handbook.config import load_settings  # noqa: E402
-from handbook.types import Message  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUESTIONS = [
     "What is the maximum pressure of the HP-200 press?",

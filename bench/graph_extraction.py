@@ -8,8 +8,8 @@ counted with the Llama 3 tokenizer. LightRAG's default pipeline differs from Han
 `entity_extract_max_gleaning` (1: a second "what did you miss" call per chunk, with the first
 answer as history) - everything else (prompts, chunks, caches) is the same code.
 
-    python bench/graph_extraction.py                      # scripted model: calls and tokens
-    python bench/graph_extraction.py --real [--corpus DIR] # the packaged model: re-run share
+    python -m bench.graph_extraction                      # scripted model: calls and tokens
+    python -m bench.graph_extraction --real [--corpus DIR] # the packaged model: re-run share
 
 The re-run target compares against the first run's time, which only means something with a
 real model (the scripted one answers instantly): `--real` extracts with the packaged SmolLM2
@@ -25,14 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from generation.base import CHAT_MODELS
+from handbook.app import Handbook
+from handbook.config import load_settings
+from ingestion.graph_stage import GraphReport
+from tests.generation.scripted import ScriptedChat
 
-from generation.base import CHAT_MODELS  # noqa: E402
-from handbook.app import Handbook  # noqa: E402
-from handbook.config import load_settings  # noqa: E402
-from ingestion.graph_stage import GraphReport  # noqa: E402
-from tests.generation.scripted import ScriptedChat  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ANSWER = (
     "entity<|#|>Hydraulic Pump<|#|>equipment<|#|>Feeds the press.\n"

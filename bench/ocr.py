@@ -9,7 +9,7 @@ the reference's length, whitespace collapsed). Then both copies are indexed with
 index` and searched with questions made from the text layer (a sentence of each page, its
 first words dropped): hit@5 is the share whose page is among the first five results.
 
-    python bench/ocr.py [--pages 16] [--candidates all|default]
+    python -m bench.ocr [--pages 16] [--candidates all|default]
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from handbook.errors import LoaderError  # after the path is set
+from handbook.errors import LoaderError
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 SOURCES = {  # language -> (Debian package, file in it)

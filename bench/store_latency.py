@@ -7,7 +7,7 @@ query is what `handbook search` does: a dense and a sparse search with a filter-
 30 each, fused with DBSF. qdrant-edge is the default; qdrant-local (qdrant-client local mode)
 is the baseline in the same run.
 
-    python bench/store_latency.py [--sizes 1000 10000 50000] [--queries 50]
+    python -m bench.store_latency [--sizes 1000 10000 50000] [--queries 50]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ without whitespace: is the header right, and which rows come out exactly (all ce
 The cost is the reading time per page with tables against plain text extraction, on this
 manual and on gnuplot.pdf (English; package gnuplot-doc), whose tables rule no columns.
 
-    python bench/tables.py [--camelot-python /path/to/venv/bin/python]
+    python -m bench.tables [--camelot-python /path/to/venv/bin/python]
 
 With --camelot-python (a Python that has `camelot-py` installed, not a Handbook dependency),
 camelot's lattice flavor is measured the same way on the same pages.
@@ -21,12 +21,9 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 REFERENCE = ("debian-reference-de", "usr/share/debian-reference")

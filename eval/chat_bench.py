@@ -35,7 +35,9 @@ from eval.retrieval import is_hit
 from eval.scoring import CITED, faithfulness, key_fact_recall
 from handbook.config import ChatSettings, Settings
 from handbook.errors import ConfigError, HandbookError
+from handbook.jsonl import read_lines, read_records
 from handbook.language import detect_language
+from handbook.provenance import git_revision
 from handbook.types import Answer, AnswerMode, Passage, RetrievalMode
 
 TASKS = ("SPEC", "PROCEDURE", "EXPLAIN", "TROUBLESHOOT")
@@ -67,12 +69,13 @@ def load_questions(paths: Iterable[Path]) -> list[BenchQuestion]:
     for path in paths:
         if not path.is_file():
             raise ConfigError(f"The question file {path} does not exist.")
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
+        for line in read_lines(path):
+            where = f"{path.name}:{line.number}"
+            if line.problem is not None:
+                problems.append(f"{where}: {line.problem}")
                 continue
-            where = f"{path.name}:{number}"
+            raw = line.value
             try:
-                raw = json.loads(line)
                 if not isinstance(raw, dict):
                     raise ValueError("not an object")
                 question = BenchQuestion(
@@ -87,9 +90,6 @@ def load_questions(paths: Iterable[Path]) -> list[BenchQuestion]:
                     section=raw.get("section"),
                     answerable=bool(raw.get("answerable", True)),
                 )
-            except json.JSONDecodeError as exc:
-                problems.append(f"{where}: not valid JSON ({exc.msg})")
-                continue
             except (KeyError, ValueError, TypeError) as exc:
                 problems.append(f"{where}: missing or bad field {exc}")
                 continue
@@ -190,15 +190,7 @@ class Run:
         self.results_path = folder / "results.jsonl"
 
     def results(self) -> list[dict[str, Any]]:
-        if not self.results_path.is_file():
-            return []
-        rows = []
-        for line in self.results_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill: that question is asked again
-        return rows
+        return read_records(self.results_path)  # a line cut by a kill: that question is asked again
 
     def done(self) -> set[tuple[str, str]]:
         return {(r["model"], r["id"]) for r in self.results()}
@@ -225,8 +217,6 @@ class Run:
                 "a new run folder."
             )
         if not meta:
-            from finetune.train import git_revision
-
             meta = {
                 "models": list(models),
                 "questions": [str(f) for f in files],
@@ -380,14 +370,7 @@ async def run_judge(settings: Settings, spec: str, run: Run) -> int:
     from handbook.types import Message, Role
 
     path = run.folder / "judge.jsonl"
-    done: set[tuple[str, ...]] = set()
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done.add(tuple(entry["key"]))
+    done: set[tuple[str, ...]] = {tuple(entry["key"]) for entry in read_records(path)}
     answered = [r for r in run.results() if "failed" not in r]
     by_question: dict[str, dict[str, dict[str, Any]]] = {}
     for row in answered:
@@ -445,16 +428,11 @@ def judgements(run: Run) -> tuple[dict[tuple[str, str], bool | None], list[dict[
     path = run.folder / "judge.jsonl"
     faithful: dict[tuple[str, str], bool | None] = {}
     pairs: list[dict[str, Any]] = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if entry["key"][0] == "faithful":
-                faithful[(entry["key"][1], entry["key"][2])] = entry["faithful"]
-            else:
-                pairs.append({"a": entry["key"][1], "b": entry["key"][2], **entry})
+    for entry in read_records(path):
+        if entry["key"][0] == "faithful":
+            faithful[(entry["key"][1], entry["key"][2])] = entry["faithful"]
+        else:
+            pairs.append({"a": entry["key"][1], "b": entry["key"][2], **entry})
     return faithful, pairs
 
 

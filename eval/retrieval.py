@@ -7,12 +7,12 @@ document and that page (or has that heading in its heading path).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from handbook.errors import HandbookError
+from handbook.jsonl import read_lines
 from handbook.types import Passage, RetrievalMode
 from retrieval.search import Retriever
 
@@ -32,11 +32,11 @@ class Question:
 
 def load_questions(path: Path) -> list[Question]:
     questions: list[Question] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for line in read_lines(path):
+        if line.problem is not None:
+            raise HandbookError(f"{path}:{line.number}: malformed question ({line.problem}).")
+        raw: dict[str, Any] = line.value
         try:
-            raw: dict[str, Any] = json.loads(line)
             questions.append(
                 Question(
                     id=str(raw["id"]),
@@ -50,8 +50,8 @@ def load_questions(path: Path) -> list[Question]:
                     key_facts=tuple(raw.get("key_facts") or ()),
                 )
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise HandbookError(f"{path}:{number}: malformed question ({exc}).") from None
+        except (KeyError, TypeError) as exc:
+            raise HandbookError(f"{path}:{line.number}: malformed question ({exc}).") from None
     return questions
 
 

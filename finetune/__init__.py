@@ -1,1 +1,1 @@
-"""Fine-tuning: task-prefixed datasets, LoRA/QLoRA training, adapters (not built yet)."""
+"""Fine-tuning: task-prefixed datasets, LoRA/QLoRA/full training, adapter export and comparison."""

@@ -122,27 +122,7 @@ def compare(
     """Train, evaluate and time each base; returns the run's compare.json. `per_base` holds
     settings for one base (`{"smollm2@full": {"learning_rate": 5e-5}}`): full fine-tuning
     wants a far smaller learning rate than LoRA."""
-    import asyncio
-
-    from finetune.dataset import read_jsonl
-    from finetune.evaluate import evaluate
-    from finetune.train import train
-
-    tasks = [str(t) for t in settings.chat.tasks]
-    splits = {}
-    for name in ("train", "val", "test"):
-        path = data / f"{name}.jsonl"
-        rows, problems = read_jsonl(path, tasks) if path.is_file() else ([], [])
-        if problems:
-            raise ConfigError(f"{path} has bad rows; run `handbook finetune check {data}`.")
-        splits[name] = [example for _, example in rows]
-    if not splits["train"]:
-        raise ConfigError(f"{data}/train.jsonl is missing or empty.")
-    if not splits["test"]:
-        raise ConfigError(
-            f"{data}/test.jsonl is missing or empty: a comparison needs held-out examples. "
-            "`handbook finetune prepare` splits 80/10/10."
-        )
+    splits = _splits(data, [str(t) for t in settings.chat.tasks])
     for spec in bases:
         parse_base(spec)
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,7 +141,6 @@ def compare(
             progress(f"{spec}: already {'done' if 'done' in entry else 'failed'}, skipped")
             continue
         base, method = parse_base(spec)
-        output = folder / spec.replace("/", "_").replace("@", "-")
         try:
             method, parameters = choose_method(base, method, settings.models_path)
             progress(f"{spec}: training ({method})")
@@ -169,40 +148,12 @@ def compare(
             own = FinetuneSettings.model_validate(
                 {**finetune.model_dump(), **overrides, "base_model": base, "method": method}
             )
-            from eval.memory import PeakMemory
-
-            # Sampled while this base trains: the process's own peak (ru_maxrss) would carry
-            # the bases trained before it.
-            with PeakMemory() as memory:
-                result = train(own, splits["train"], output, settings.models_path, splits["val"])
-            meta = json.loads((output / "handbook.json").read_text())
-            progress(f"{spec}: evaluating on {len(splits['test'])} test examples")
-            report = evaluate(own, output, splits["test"], settings.models_path)
-            overall = next(r for r in report.by_task() if r["task"] == "all")
-            progress(f"{spec}: timing inference")
-            speed = inference_speed(settings, output, method, base)
             entry = {
                 "base": base,
                 "method": method,
                 "parameters": parameters,
-                "trainable_parameters": result.trainable_parameters,
-                "train_seconds": result.seconds,
-                "train_tokens_per_s": result.tokens_per_second,
-                "peak_rss_mb": memory.peak,
-                "peak_vram_mb": result.peak_vram_mb,
-                "train_loss": result.train_loss,
-                "val_loss": result.eval_loss,
-                "log": meta["log"],
-                "test_by_task": report.by_task(),
-                "test_accuracy": overall["tuned"],
-                "test_accuracy_base": overall["base"],
-                **speed,
-                "output": str(output),
+                **_train_and_measure(settings, own, spec, splits, folder, questions, progress),
             }
-            if questions:
-                progress(f"{spec}: asking the question set")
-                entry["quality"] = asyncio.run(_bench(settings, output, questions, folder))
-            entry["done"] = time.time()
         except (HandbookError, MemoryError, RuntimeError, OSError, ValueError) as exc:
             # ValueError covers invalid per-base settings (pydantic) and library refusals
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -212,6 +163,79 @@ def compare(
         save()
     save()
     return state
+
+
+def _splits(data: Path, tasks: list[str]) -> dict[str, list[Any]]:
+    """The train/val/test examples of a prepared data folder; train and test must hold some."""
+    from finetune.dataset import read_jsonl
+
+    splits = {}
+    for name in ("train", "val", "test"):
+        path = data / f"{name}.jsonl"
+        rows, problems = read_jsonl(path, tasks) if path.is_file() else ([], [])
+        if problems:
+            raise ConfigError(f"{path} has bad rows; run `handbook finetune check {data}`.")
+        splits[name] = [example for _, example in rows]
+    if not splits["train"]:
+        raise ConfigError(f"{data}/train.jsonl is missing or empty.")
+    if not splits["test"]:
+        raise ConfigError(
+            f"{data}/test.jsonl is missing or empty: a comparison needs held-out examples. "
+            "`handbook finetune prepare` splits 80/10/10."
+        )
+    return splits
+
+
+def _train_and_measure(
+    settings: Settings,
+    own: FinetuneSettings,
+    spec: str,
+    splits: dict[str, list[Any]],
+    folder: Path,
+    questions: Sequence[Path],
+    progress: Progress,
+) -> dict[str, Any]:
+    """One base (its settings resolved), stage by stage: train, evaluate on the test split, time
+    inference and, with `questions`, ask the question set; the figures of its compare.json
+    entry."""
+    import asyncio
+
+    from eval.memory import PeakMemory
+    from finetune.evaluate import evaluate
+    from finetune.train import train
+
+    base = own.base_model
+    output = folder / spec.replace("/", "_").replace("@", "-")
+    # Sampled while this base trains: the process's own peak (ru_maxrss) would carry the bases
+    # trained before it.
+    with PeakMemory() as memory:
+        result = train(own, splits["train"], output, settings.models_path, splits["val"])
+    meta = json.loads((output / "handbook.json").read_text())
+    progress(f"{spec}: evaluating on {len(splits['test'])} test examples")
+    report = evaluate(own, output, splits["test"], settings.models_path)
+    overall = next(r for r in report.by_task() if r["task"] == "all")
+    progress(f"{spec}: timing inference")
+    speed = inference_speed(settings, output, own.method, base)
+    entry = {
+        "trainable_parameters": result.trainable_parameters,
+        "train_seconds": result.seconds,
+        "train_tokens_per_s": result.tokens_per_second,
+        "peak_rss_mb": memory.peak,
+        "peak_vram_mb": result.peak_vram_mb,
+        "train_loss": result.train_loss,
+        "val_loss": result.eval_loss,
+        "log": meta["log"],
+        "test_by_task": report.by_task(),
+        "test_accuracy": overall["tuned"],
+        "test_accuracy_base": overall["base"],
+        **speed,
+        "output": str(output),
+    }
+    if questions:
+        progress(f"{spec}: asking the question set")
+        entry["quality"] = asyncio.run(_bench(settings, output, questions, folder))
+    entry["done"] = time.time()
+    return entry
 
 
 async def _bench(settings: Settings, tuned: Path, files: Sequence[Path], folder: Path) -> Any:

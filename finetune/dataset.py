@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handbook.errors import ConfigError
+from handbook.jsonl import read_lines
 
 Example = dict[str, Any]
 SPLITS = ("train", "val", "test")
@@ -87,20 +88,12 @@ def read_jsonl(path: Path, tasks: Sequence[str]) -> tuple[list[tuple[int, Exampl
         raise ConfigError(f"{path} does not exist.")
     examples: list[tuple[int, Example]] = []
     problems: list[Problem] = []
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                example = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(Problem(path.name, number, f"not valid JSON ({exc.msg})"))
-                continue
-            reason = validate(example, tasks)
-            if reason:
-                problems.append(Problem(path.name, number, reason))
-            else:
-                examples.append((number, example))
+    for line in read_lines(path, errors="replace"):
+        reason = line.problem or validate(line.value, tasks)
+        if reason:
+            problems.append(Problem(path.name, line.number, reason))
+        else:
+            examples.append((line.number, line.value))
     return examples, problems
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import subprocess
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from generation.hf import fingerprint, load_causal_lm, place, resolve_base
 from handbook.config import FinetuneSettings
 from handbook.errors import BackendUnavailable, ConfigError, HandbookError
+from handbook.provenance import git_revision
 from handbook.registry import missing_extra
 
 Example = Mapping[str, Any]  # {"messages": [{"role": ..., "content": ...}, ...]}
@@ -68,21 +68,6 @@ def dataset_hash(*splits: Sequence[Example]) -> str:
     return digest.hexdigest()
 
 
-def git_revision() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except OSError:
-        return None
-    return result.stdout.strip() or None
-
-
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in LIBRARIES:
@@ -107,21 +92,52 @@ def train(
 
     Checkpoints go to `output/checkpoints` each epoch (or every `save_every_steps`); with a
     validation set the best epoch by eval loss is kept. `resume` continues from the last one.
+    Stages: check the inputs, load the base, build the trainer, train, save with the record.
     """
-    try:
-        import torch
-        from datasets import Dataset
-        from peft import LoraConfig
-        from transformers import TrainerCallback
-        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # lazy exports
-    except ImportError as exc:
-        raise missing_extra(exc.name or "trl", "finetune") from None
+    _require_libraries()
     quiet()
     if not train_set:
         raise ConfigError("The training set is empty.")
     checkpoints = output / "checkpoints"
     if resume and not any(checkpoints.glob("checkpoint-*")):
         raise ConfigError(f"No checkpoint in {checkpoints} to resume from; run without --resume.")
+    base = _load_base(settings, models_dir, train_set)
+    trainer = _trainer(settings, base, checkpoints, train_set, val_set, progress)
+    outcome, seconds = _run(trainer, settings, checkpoints, resume=resume, cuda=base.cuda)
+    return _save(settings, base, trainer, outcome, seconds, output, train_set, val_set)
+
+
+def _require_libraries() -> None:
+    """The finetune extra, or an error naming it."""
+    try:
+        import datasets  # noqa: F401
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # noqa: F401  # lazy exports
+    except ImportError as exc:
+        raise missing_extra(exc.name or "trl", "finetune") from None
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The loaded base model, where it runs, and the token length of each training example."""
+
+    name: str
+    placement: Any
+    model: Any
+    tokenizer: Any
+    lengths: tuple[int, ...]
+
+    @property
+    def cuda(self) -> bool:
+        return bool(self.placement.device.startswith("cuda"))
+
+
+def _load_base(settings: FinetuneSettings, models_dir: Path, train_set: Sequence[Example]) -> _Base:
+    """The seeded base model on its device; every example must fit `max_seq_length`."""
+    import torch
+
     torch.manual_seed(settings.seed)
     base = resolve_base(settings.base_model, models_dir)
     placement = place(settings.device, "4bit" if settings.method == "qlora" else "none")
@@ -131,7 +147,7 @@ def train(
         model, tokenizer = load_causal_lm(base, placement)
     except (MemoryError, torch.OutOfMemoryError) as exc:
         raise _too_big(settings, exc) from exc
-    lengths = [token_count(tokenizer, example["messages"]) for example in train_set]
+    lengths = tuple(token_count(tokenizer, example["messages"]) for example in train_set)
     too_long = [n for n, length in enumerate(lengths, start=1) if length > settings.max_seq_length]
     if too_long:
         shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
@@ -140,23 +156,21 @@ def train(
             f"{settings.max_seq_length} tokens (examples {shown}). Raise finetune.max_seq_length "
             "or shorten them; `handbook finetune check` lists them by line."
         )
-    cuda = placement.device.startswith("cuda")
+    return _Base(base, placement, model, tokenizer, lengths)
+
+
+def _sft_config(
+    settings: FinetuneSettings, base: _Base, checkpoints: Path, *, validate: bool
+) -> Any:
+    """trl's training arguments from our settings (`validate`: there is a validation set)."""
+    from trl import SFTConfig  # type: ignore[attr-defined]  # lazy exports
+
     optimizer = settings.optimizer
     if optimizer == "auto":
-        optimizer = "paged_adamw_8bit" if cuda else "adamw_torch"
-    peft_config = None
-    if settings.method != "full":
-        peft_config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=list(settings.target_modules),
-            task_type="CAUSAL_LM",
-        )
-    rows = [as_prompt_completion(e) for e in train_set]
-    val_rows = [as_prompt_completion(e) for e in val_set]
+        optimizer = "paged_adamw_8bit" if base.cuda else "adamw_torch"
     every = settings.save_every_steps
-    config = SFTConfig(
+    placement = base.placement
+    return SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
@@ -174,12 +188,12 @@ def train(
         completion_only_loss=True,
         seed=settings.seed,
         data_seed=settings.seed,
-        eval_strategy=("steps" if every else "epoch") if val_rows else "no",
+        eval_strategy=("steps" if every else "epoch") if validate else "no",
         eval_steps=every,
         save_strategy="steps" if every else "epoch",
         save_steps=every or 500,  # used only with save_strategy "steps"
         save_total_limit=2,
-        load_best_model_at_end=bool(val_rows),
+        load_best_model_at_end=validate,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=1,
@@ -187,24 +201,59 @@ def train(
         disable_tqdm=True,
     )
 
+
+def _trainer(
+    settings: FinetuneSettings,
+    base: _Base,
+    checkpoints: Path,
+    train_set: Sequence[Example],
+    val_set: Sequence[Example],
+    progress: Progress | None,
+) -> Any:
+    """The SFT trainer: LoRA unless the method is full, our progress instead of its printer."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback, TrainerCallback
+    from trl import SFTTrainer  # type: ignore[attr-defined]  # lazy exports
+
+    peft_config = None
+    if settings.method != "full":
+        peft_config = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=list(settings.target_modules),
+            task_type="CAUSAL_LM",
+        )
+    rows = [as_prompt_completion(e) for e in train_set]
+    val_rows = [as_prompt_completion(e) for e in val_set]
+
     class Report(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if progress is not None and logs and "loss" in logs:
                 progress(state.global_step, state.max_steps, float(logs["loss"]))
 
-    from transformers import PrinterCallback
-
-    trainer_class = SFTTrainer if cuda else _plain_loss_trainer(SFTTrainer)
+    trainer_class = SFTTrainer if base.cuda else _plain_loss_trainer(SFTTrainer)
     trainer = trainer_class(
-        model=model,
-        args=config,
+        model=base.model,
+        args=_sft_config(settings, base, checkpoints, validate=bool(val_rows)),
         train_dataset=Dataset.from_list(rows),
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
-        processing_class=tokenizer,
+        processing_class=base.tokenizer,
         peft_config=peft_config,
         callbacks=[Report()],
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss
+    return trainer
+
+
+def _run(
+    trainer: Any, settings: FinetuneSettings, checkpoints: Path, *, resume: bool, cuda: bool
+) -> tuple[Any, float]:
+    """Train (from the last checkpoint with `resume`): the outcome and the seconds it took. An
+    interrupt says where to resume from."""
+    import torch
+
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -220,12 +269,28 @@ def train(
         ) from None
     except (MemoryError, torch.OutOfMemoryError) as exc:
         raise _too_big(settings, exc) from exc
-    seconds = time.perf_counter() - started
-    eval_loss = trainer.evaluate()["eval_loss"] if val_rows else None
+    return outcome, time.perf_counter() - started
+
+
+def _save(
+    settings: FinetuneSettings,
+    base: _Base,
+    trainer: Any,
+    outcome: Any,
+    seconds: float,
+    output: Path,
+    train_set: Sequence[Example],
+    val_set: Sequence[Example],
+) -> TrainResult:
+    """The trained adapter (or model) and tokenizer in `output`, with `handbook.json`: what
+    made it (settings, base, versions, git revision, data hash) and how training went."""
+    import torch
+
+    eval_loss = trainer.evaluate()["eval_loss"] if val_set else None
     output.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output))
-    tokenizer.save_pretrained(str(output))
-    tokens = sum(lengths) * settings.epochs
+    base.tokenizer.save_pretrained(str(output))
+    tokens = sum(base.lengths) * settings.epochs
     trainable, total = _parameters(trainer.model)
     result = TrainResult(
         output=output,
@@ -235,16 +300,16 @@ def train(
         seconds=seconds,
         tokens_per_second=tokens / seconds if seconds else 0.0,
         peak_rss_mb=peak_rss_mb(),
-        peak_vram_mb=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        peak_vram_mb=torch.cuda.max_memory_allocated() / 2**20 if base.cuda else None,
         trainable_parameters=trainable,
         parameters=total,
     )
     meta = {
         "base_model": settings.base_model,
-        "base_resolved": base,
-        "base_fingerprint": fingerprint(model.config),
+        "base_resolved": base.name,
+        "base_fingerprint": fingerprint(base.model.config),
         "method": settings.method,
-        "quantization": placement.quantization,
+        "quantization": base.placement.quantization,
         "settings": settings.model_dump(mode="json"),
         "versions": library_versions(),
         "git_revision": git_revision(),

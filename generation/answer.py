@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from generation.answerability import missing_terms
 from generation.base import ChatModel
+from generation.events import AnswerEvent, Done, Replaced, Retrieved, Summarized, Token
 from generation.extract import Extractor, compose
 from generation.grounding import check, numbers_supported, strip_markup
 from generation.history import Count, History, Turn, as_messages, select, summary_request
@@ -43,41 +44,16 @@ AnswerModeSetting = Literal["auto", "extract", "generate"]
 NEAREST = 3
 """Passages shown with a "not in the manuals" answer."""
 
-
-@dataclass(frozen=True)
-class Retrieved:
-    result: SearchResult
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    answer: Answer
-
-
-@dataclass(frozen=True)
-class Summarized:
-    """The summarize strategy condensed the first `upto` turns of the session into `text`."""
-
-    text: str
-    upto: int
-
-
-@dataclass(frozen=True)
-class Replaced:
-    """This text replaces the streamed answer: the extractive answer when the model's was not
-    supported by the sources (`unsupported`), or the model's answer without the prompt's
-    markup it copied (`cleaned`)."""
-
-    text: str
-    reason: Literal["unsupported", "cleaned"] = "unsupported"
-
-
-AnswerEvent = Retrieved | Token | Replaced | Summarized | Done
+__all__ = [
+    "AnswerEvent",
+    "AnswerModeSetting",
+    "Answerer",
+    "Done",
+    "Replaced",
+    "Retrieved",
+    "Summarized",
+    "Token",
+]
 
 
 def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
@@ -172,6 +148,17 @@ class _Prepared:
     extractive: str
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Who answers a question and how: the resident model, the answer mode asked for and the
+    one chosen, and the question's task."""
+
+    resident: Resident
+    requested: AnswerModeSetting
+    mode: AnswerMode
+    task: Task
+
+
 class Answerer:
     """Answers questions from the manuals: retrieval, span selection, then the manuals' own
     words (extract) or a model's answer checked against them (generate)."""
@@ -200,64 +187,81 @@ class Answerer:
         history: History | None = None,
         answer_mode: AnswerModeSetting | None = None,
     ) -> AsyncIterator[AnswerEvent]:
-        """Events: the retrieval result, then answer tokens, then the finished answer."""
+        """Events: the retrieval result, then answer tokens, then the finished answer.
+
+        Three steps: prepare (retrieval, routing, the spans that answer), answer (the manuals'
+        own words, or the model's), and for a model's answer verify it against the sources.
+        """
         result = await self._retriever.search(
             question, k=k or self._settings.passages, where=where, mode=mode, keep_irrelevant=False
         )
         yield Retrieved(result)
-        language: Language = result.language
+        routed = await self._route(question, result, answer_mode)
+        if (
+            not result.passages
+            and history is not None
+            and history.turns
+            and routed.mode == "generate"
+        ):
+            async for event in self._from_conversation(
+                question, result.language, routed.task, history
+            ):
+                yield event
+            return
+        prepared = await self._prepare(question, result, routed.task)
+        if isinstance(prepared, Answer):
+            yield Token(prepared.answer)
+            yield Done(prepared)
+            return
+        async for event in self._respond(question, prepared, routed, history or History()):
+            yield event
+
+    async def _route(
+        self, question: str, result: SearchResult, answer_mode: AnswerModeSetting | None
+    ) -> _Route:
+        """The model that answers, the answer mode and the question's task."""
         resident = self._residency.answering()
         requested = answer_mode or self._settings.mode
         chosen = resolve_mode(requested, resident.settings)
         task = route(question, resident.settings.tasks)
         if chosen == "generate" and resident.settings.task_router == "llm" and result.passages:
             task = await route_with_model(resident.chat, question, resident.settings.tasks)
-        if not result.passages:
-            if history is not None and history.turns and chosen == "generate":
-                async for event in self._from_conversation(question, language, task, history):
+        return _Route(resident, requested, chosen, task)
+
+    async def _respond(
+        self, question: str, prepared: _Prepared, routed: _Route, history: History
+    ) -> AsyncIterator[AnswerEvent]:
+        """The manuals' own words, or the model's checked answer; with `auto`, a chat model
+        that cannot be reached before its first token gives the manuals' words instead."""
+        if routed.mode == "generate":
+            started = False
+            try:
+                async for event in self._generate(question, prepared, routed.resident, history):
+                    started = started or isinstance(event, Token)
                     yield event
                 return
-            yield Token(NOT_FOUND[language])
-            yield Done(
-                Answer(
-                    question, NOT_FOUND[language], language, found=False, citations=(), task=task
-                )
-            )
-            return
-        missing = missing_terms(question, language, result.passages)
-        prepared = None if missing else await self._prepare(question, result, task)
-        if prepared is None:
+            except BackendUnavailable:
+                if routed.requested != "auto" or started:
+                    raise
+        yield Token(prepared.extractive)
+        yield Done(self._answer(question, prepared, prepared.extractive, found=True))
+
+    async def _prepare(self, question: str, result: SearchResult, task: Task) -> _Prepared | Answer:
+        """The spans that answer the question, numbered as cited; when nothing answers it (no
+        passage, a term of the question in none, no span that fits), the "not in the manuals"
+        answer with the nearest passages."""
+        language = result.language
+        missing = missing_terms(question, language, result.passages) if result.passages else []
+        fits = result.passages and not missing
+        spans = (
+            await self._extractor.spans(question, language, task, result.passages) if fits else []
+        )
+        if not spans:
             nearest = result.passages[:NEAREST]
             text = not_found_text(language, missing, nearest)
-            yield Token(text)
-            yield Done(
-                Answer(
-                    question, text, language, found=False, citations=citations(nearest), task=task
-                )
+            return Answer(
+                question, text, language, found=False, citations=citations(nearest), task=task
             )
-            return
-        if chosen == "extract":
-            yield Token(prepared.extractive)
-            yield Done(self._answer(question, prepared, prepared.extractive, found=True))
-            return
-        started = False
-        try:
-            async for event in self._generate(question, prepared, resident, history or History()):
-                started = started or isinstance(event, Token)
-                yield event
-        except BackendUnavailable:
-            if requested != "auto" or started:
-                raise
-            # auto, and the chat model cannot be reached: the manuals' own words instead.
-            yield Token(prepared.extractive)
-            yield Done(self._answer(question, prepared, prepared.extractive, found=True))
-
-    async def _prepare(self, question: str, result: SearchResult, task: Task) -> _Prepared | None:
-        """The spans that answer the question, numbered as cited; None when no span fits."""
-        language = result.language
-        spans = await self._extractor.spans(question, language, task, result.passages)
-        if not spans:
-            return None
         if self._settings.evidence == "passages":
             whole = result.passages
             return _Prepared(result, task, whole, whole, compose(spans, language))
@@ -314,7 +318,8 @@ class Answerer:
             if settings.uses_task_prefix
             else ""
         )
-        messages = fit_context(
+        messages = self._fit(
+            resident,
             build_messages(
                 question,
                 prepared.evidence,
@@ -323,14 +328,24 @@ class Answerer:
                 prefix,
                 prepared.result.facts,
             ),
-            chat.count_tokens,
-            settings.context_tokens - settings.max_tokens,
         )
-        self._residency.mark_answered(resident)
         parts: list[str] = []
-        async for token in _tokens(chat, messages, parts):
+        async for token in self._tokens(resident, messages, parts):
             yield token
-        generated = "".join(parts).strip()
+        for event in self._verify(question, prepared, messages, "".join(parts).strip(), chat.name):
+            yield event
+
+    def _verify(
+        self,
+        question: str,
+        prepared: _Prepared,
+        messages: Sequence[Message],
+        generated: str,
+        model: str,
+    ) -> Iterator[AnswerEvent]:
+        """The model's answer against the sources: kept (without copied markup), replaced by
+        the extractive answer when unsupported, or a refusal (not found)."""
+        language = prepared.result.language
         conversation = "\n".join(m.content for m in messages[1:-1])
         verdict = check(
             generated, question, prepared.sources, language, messages[0].content, conversation
@@ -350,11 +365,25 @@ class Answerer:
                 prepared,
                 text,
                 found=found,
-                model=chat.name,
+                model=model,
                 generated=generated,
                 mode=mode,
             )
         )
+
+    def _fit(self, resident: Resident, messages: list[Message]) -> list[Message]:
+        """The prompt cut to the model's context, less the room its answer needs."""
+        settings = resident.settings
+        return fit_context(
+            messages, resident.chat.count_tokens, settings.context_tokens - settings.max_tokens
+        )
+
+    def _tokens(
+        self, resident: Resident, messages: Sequence[Message], parts: list[str]
+    ) -> AsyncIterator[Token]:
+        """The resident model's answer as Token events (the residency notes its use)."""
+        self._residency.mark_answered(resident)
+        return _tokens(resident.chat, messages, parts)
 
     async def _from_conversation(
         self, question: str, language: Language, task: Task, history: History
@@ -362,18 +391,16 @@ class Answerer:
         """No passage matches, but the session has turns: the model may answer from them,
         with no number that the conversation does not hold."""
         resident = self._residency.answering()
-        chat, settings = resident.chat, resident.settings
+        chat = resident.chat
         selection = select(history.turns, self._history, chat.count_tokens)
-        messages = fit_context(
+        messages = self._fit(
+            resident,
             build_messages(
                 question, [], language, as_messages(selection.kept, history.summary, language)
             ),
-            chat.count_tokens,
-            settings.context_tokens - settings.max_tokens,
         )
-        self._residency.mark_answered(resident)
         parts: list[str] = []
-        async for token in _tokens(chat, messages, parts):
+        async for token in self._tokens(resident, messages, parts):
             yield token
         generated = "".join(parts).strip()
         conversation = "\n".join(m.content for m in messages[1:-1])

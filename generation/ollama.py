@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from handbook.config import ChatSettings, ExtractionSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.packaged import llama3_tokenizer_file
-from handbook.registry import missing_extra
+from handbook.registry import missing_package
 from handbook.types import Message
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ class OllamaChat:
         try:
             import ollama
         except ImportError:
-            raise missing_extra("ollama", "ollama") from None
+            raise missing_package("ollama") from None
         self._settings = settings
         self.name = f"ollama:{settings.model}"
         self.load_seconds: float | None = None

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ingestion.chunking import sentences
+from handbook.text import sentences
 
 Kind = Literal["row", "item", "list", "line", "sentence"]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from handbook.errors import HandbookError
+from handbook.jsonl import parse_line
 
 
 def read_questions(path: Path) -> Iterator[str]:
@@ -20,10 +20,10 @@ def read_questions(path: Path) -> Iterator[str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise HandbookError(f"{path}:{number}: not valid JSON ({exc.msg}).") from None
+            parsed = parse_line(number, line)
+            if parsed.problem is not None:
+                raise HandbookError(f"{path}:{number}: {parsed.problem}.")
+            record = parsed.value
             question = record.get("question") if isinstance(record, dict) else None
             if not isinstance(question, str) or not question.strip():
                 raise HandbookError(f"{path}:{number}: needs a non-empty 'question' string.")

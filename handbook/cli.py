@@ -17,9 +17,10 @@ import click
 from handbook.cli_common import MODES, State, run
 
 if TYPE_CHECKING:
+    from generation.answer import AnswerModeSetting
     from handbook.app import Handbook
     from handbook.config import Settings
-    from handbook.types import Answer, SearchFilter
+    from handbook.types import Answer, RetrievalMode, SearchFilter
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -260,7 +261,7 @@ def search(
     k: int | None,
     docs: tuple[str, ...],
     lang: str | None,
-    mode: str,
+    mode: RetrievalMode,
     batch: Path | None,
     as_json: bool,
 ) -> None:
@@ -273,7 +274,7 @@ def search(
         retriever = await hb.retriever()
         where = _filter(docs, lang, hb)
         for q in questions:
-            result = await retriever.search(q, k=k, where=where, mode=mode)  # type: ignore[arg-type]
+            result = await retriever.search(q, k=k, where=where, mode=mode)
             if as_json:
                 click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
             else:
@@ -329,11 +330,11 @@ def ask(
     k: int | None,
     docs: tuple[str, ...],
     lang: str | None,
-    mode: str,
+    mode: RetrievalMode,
     batch: Path | None,
     as_json: bool,
     session: str | None,
-    answer_mode: str | None,
+    answer_mode: AnswerModeSetting | None,
 ) -> None:
     """Answer QUESTION from the indexed manuals, with sources (document, page)."""
     questions = list(_questions(question, batch))
@@ -348,7 +349,8 @@ def ask(
         else:
             answerer = await hb.answerer()
             for q in questions:
-                await _show(answerer.stream(q, **options), as_json=as_json)  # type: ignore[arg-type]
+                events = answerer.stream(q, k=k, where=where, mode=mode, answer_mode=answer_mode)
+                await _show(events, as_json=as_json)
 
     run(ctx, work)
 
@@ -361,7 +363,12 @@ CHAT_HELP = "Commands: /sources (of the last answer), /reset (forget this sessio
 @click.option("--mode", type=MODES, default="hybrid", show_default=True, help="Retrieval mode.")
 @ANSWER_MODE
 @click.pass_context
-def chat(ctx: click.Context, session: str | None, mode: str, answer_mode: str | None) -> None:
+def chat(
+    ctx: click.Context,
+    session: str | None,
+    mode: RetrievalMode,
+    answer_mode: AnswerModeSetting | None,
+) -> None:
     """Talk with the manuals: questions keep their context (settings: history.*)."""
     import asyncio
 

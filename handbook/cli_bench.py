@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from handbook.cli_common import MODES, user_errors
+
+if TYPE_CHECKING:
+    from handbook.types import RetrievalMode
 
 EXISTING = click.Path(exists=True, path_type=Path)
 
@@ -37,7 +41,7 @@ def bench() -> None:
 )
 @click.pass_context
 def run_command(
-    ctx: click.Context, models: tuple[str, ...], questions: tuple[Path, ...], mode: str,
+    ctx: click.Context, models: tuple[str, ...], questions: tuple[Path, ...], mode: RetrievalMode,
     run_dir: Path | None, judge: str | None,
 ) -> None:  # fmt: skip
     """Ask every question with every model; results are saved as they come (resumable)."""
@@ -54,7 +58,7 @@ def run_command(
             click.echo(f"{spec}: question {n}/{total}", err=True)
 
         run = asyncio.run(
-            run_bench(ctx.obj.settings, specs, list(questions), folder, mode, progress, judge)  # type: ignore[arg-type]  # Choice
+            run_bench(ctx.obj.settings, specs, list(questions), folder, mode, progress, judge)
         )
         markdown, page = render(run)
     click.echo(f"Run {folder}: {len(run.results())} answers. Report: {markdown}, {page}")

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from handbook.types import RETRIEVAL_MODES
+
 if TYPE_CHECKING:
     from handbook.app import Handbook
     from handbook.config import Settings
 
 T = TypeVar("T")
-MODES = click.Choice(["hybrid", "naive", "sparse", "local", "global", "mix"])
+MODES = click.Choice(RETRIEVAL_MODES)
 
 
 class State:

@@ -57,3 +57,10 @@ def missing_extra(package: str, extra: str) -> ConfigError:
         f"This backend needs the Python package {package!r}. "
         f"Install it with: pip install 'handbook[{extra}]'"
     )
+
+
+def missing_package(package: str) -> ConfigError:
+    """The error for a backend whose package is in no extra: a core dependency or an add-on."""
+    return ConfigError(
+        f"This backend needs the Python package {package!r}. Install it with: pip install {package}"
+    )

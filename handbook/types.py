@@ -6,10 +6,11 @@ import hashlib
 import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Language = Literal["de", "en"]
 RetrievalMode = Literal["hybrid", "naive", "sparse", "local", "global", "mix"]
+RETRIEVAL_MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)  # for the CLI's choices
 GraphMode = Literal["local", "global", "hybrid"]
 GRAPH_MODES = ("local", "global", "mix")
 AnswerMode = Literal["extract", "generate"]

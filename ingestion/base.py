@@ -1,19 +1,17 @@
-"""Protocols of the ingestion side and the embedder registry."""
+"""Protocols of the ingestion side and the embedder registry. The embedders' shared helpers live
+in `ingestion.embed_common`, which the backends import instead of this module (no circle)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-
-import numpy as np
-import numpy.typing as npt
 
 from handbook.config import EmbedderSettings
 from handbook.registry import Registry
 from handbook.types import Document
+from ingestion.embed_common import BlockingEmbedder, Vectors, normalise
 
-Vectors = npt.NDArray[np.float32]
+__all__ = ["EMBEDDERS", "BlockingEmbedder", "Embedder", "Loader", "Vectors", "normalise"]
 
 
 @runtime_checkable
@@ -40,34 +38,6 @@ class Loader(Protocol):
 
 
 EMBEDDERS: Registry[Embedder] = Registry("embedder")
-
-
-class BlockingEmbedder:
-    """Base for embedders whose library encodes synchronously: runs `_encode` off the event
-    loop and applies the configured query/document prefixes."""
-
-    def __init__(self, settings: EmbedderSettings) -> None:
-        self._settings = settings
-
-    def _encode(self, texts: list[str]) -> Vectors:
-        raise NotImplementedError
-
-    async def embed_documents(self, texts: list[str]) -> Vectors:
-        prefixed = [self._settings.document_prefix + t for t in texts]
-        return await asyncio.to_thread(self._encode, prefixed)
-
-    async def embed_query(self, text: str) -> Vectors:
-        vectors = await asyncio.to_thread(self._encode, [self._settings.query_prefix + text])
-        first: Vectors = vectors[0]
-        return first
-
-
-def normalise(vectors: npt.NDArray[np.floating]) -> Vectors:
-    """L2-normalise rows (cosine similarity becomes a dot product)."""
-    arr = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(arr, axis=-1, keepdims=True)
-    result: Vectors = (arr / np.maximum(norms, 1e-12)).astype(np.float32)
-    return result
 
 
 def _register_builtins() -> None:

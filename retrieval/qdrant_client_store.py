@@ -12,7 +12,7 @@ import numpy.typing as npt
 from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError, StoreLocked
 from handbook.types import Chunk, SearchFilter, SparseVector
-from retrieval.base import (
+from retrieval.store_common import (
     DENSE,
     KEY,
     SPARSE,

@@ -17,9 +17,9 @@ import numpy.typing as npt
 
 from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError, DiskFull
-from handbook.registry import missing_extra
+from handbook.registry import missing_package
 from handbook.types import Chunk, SearchFilter, SparseVector
-from retrieval.base import (
+from retrieval.store_common import (
     DENSE,
     KEY,
     SPARSE,
@@ -49,7 +49,7 @@ class QdrantEdgeStore(BlockingStore):
         try:
             import qdrant_edge as qe
         except ImportError:
-            raise missing_extra("qdrant-edge-py", "edge") from None
+            raise missing_package("qdrant-edge-py") from None
         self._ensure_space()
         try:
             if (self._path / CONFIG_FILE).is_file():

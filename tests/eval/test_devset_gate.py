@@ -1,7 +1,7 @@
 """The regression gate over the development set of real manuals (eval/questions/devset.jsonl):
 retrieval hit@5 per mode and the extractive answers may not fall more than 0.03 below the
 figures committed in eval/reports/devset.json (written by
-`python bench/answer_quality.py --write-gate`).
+`python -m bench.answer_quality --write-gate`).
 
 The manuals are pinned Debian documentation packages, fetched with `apt-get download` and checked
 by sha256 (eval/devset.py). In CI a failed fetch fails the gate; on a developer's machine

@@ -47,11 +47,11 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
 
 
 def test_killed_index_with_graph_resumes_to_the_clean_state(tmp_path: Path) -> None:
-    """Three kill -9 trials of bench/crash_safety.py (the bench runs 20): at start-up, while
-    embedding, and during graph extraction with a second kill of the resumed run."""
+    """Three kill -9 trials of `python -m bench.crash_safety` (the bench runs 20): at start-up,
+    while embedding, and during graph extraction with a second kill of the resumed run."""
     out = tmp_path / "trials.json"
     result = subprocess.run(
-        [sys.executable, "bench/crash_safety.py", "--trials", "3", "--seed", "7", "--json", out],
+        [sys.executable, "-m", "bench.crash_safety", "--trials", "3", "--seed", "7", "--json", out],
         cwd=ROOT,
         capture_output=True,
         text=True,
