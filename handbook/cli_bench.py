@@ -49,6 +49,7 @@ def run_command(
 
     from eval.chat_bench import run_bench
     from eval.chat_report import render
+    from handbook.app import Handbook
 
     specs = [spec for entry in models for spec in entry.split()]
     folder = run_dir or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
@@ -58,7 +59,16 @@ def run_command(
             click.echo(f"{spec}: question {n}/{total}", err=True)
 
         run = asyncio.run(
-            run_bench(ctx.obj.settings, specs, list(questions), folder, mode, progress, judge)
+            run_bench(
+                ctx.obj.settings,
+                specs,
+                list(questions),
+                folder,
+                mode,
+                progress,
+                judge,
+                services=Handbook,
+            )
         )
         markdown, page = render(run)
     click.echo(f"Run {folder}: {len(run.results())} answers. Report: {markdown}, {page}")

@@ -400,6 +400,7 @@ def compare_command(
 
     from finetune.compare import compare
     from finetune.compare_report import render
+    from handbook.app import Handbook
     from handbook.errors import ConfigError
 
     with user_errors(ctx):
@@ -419,6 +420,7 @@ def compare_command(
                 list(questions),
                 progress=lambda message: click.echo(message, err=True),
                 per_base=per_base,
+                services=Handbook,
             )
             report_dir = folder
         markdown, page = render(report_dir)
