@@ -48,7 +48,7 @@ def bench(home: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env.update({"HANDBOOK_HOME": str(home), "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9"})
     return subprocess.Popen(
-        [sys.executable, "-m", "handbook", "bench", *args], env=env, text=True,
+        [sys.executable, "-m", "cli", "bench", *args], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -148,10 +148,10 @@ def test_judge_checks_faithfulness_and_compares_in_both_orders(
 ) -> None:
     import asyncio
 
+    from app.handbook import Handbook
     from eval.chat_bench import judgements, run_bench
     from eval.chat_report import render
     from generation.llamacpp import packaged_gguf
-    from handbook.app import Handbook
     from tests.conftest import make_settings
 
     questions = tmp_path / "q.jsonl"
@@ -185,9 +185,9 @@ def test_the_extractive_answerer_is_a_model_in_the_benchmark(
 ) -> None:
     import asyncio
 
+    from app.handbook import Handbook
     from eval.chat_bench import run_bench
     from eval.chat_report import render
-    from handbook.app import Handbook
     from tests.conftest import make_settings
 
     questions = tmp_path / "q.jsonl"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from handbook.cli_common import MODES, user_errors
+from cli.common import MODES, user_errors
 
 if TYPE_CHECKING:
     from handbook.types import RetrievalMode
@@ -47,9 +47,9 @@ def run_command(
     """Ask every question with every model; results are saved as they come (resumable)."""
     import asyncio
 
+    from app.handbook import Handbook
     from eval.chat_bench import run_bench
     from eval.chat_report import render
-    from handbook.app import Handbook
 
     specs = [spec for entry in models for spec in entry.split()]
     folder = run_dir or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
