@@ -1,5 +1,5 @@
 """Command line: `handbook index|graph|search|ask|chat`; the other commands live in
-`cli_manage` (sessions, docs, models, config, reset, serve), `cli_finetune` and `cli_bench`.
+`cli.manage` (sessions, docs, models, config, reset, serve), `cli.finetune` and `cli.bench`.
 
 Heavy libraries are imported inside the commands (`handbook --help` answers at once).
 """
