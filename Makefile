@@ -52,7 +52,7 @@ demo: install ocr
 test: install ocr devset
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --doctest-modules --ignore=handbook/__main__.py handbook ingestion retrieval generation finetune eval api tests
+	$(BIN)/python -m pytest --doctest-modules --ignore=cli/__main__.py handbook ingestion retrieval generation finetune eval app api cli tests
 
 # Known vulnerabilities (PyPI's advisories, via pip-audit) in every version constraints.txt pins.
 # A pin with known advisories is audited first: where PyPI's per-version JSON API does not

@@ -1,1 +1,1 @@
-"""HTTP API (FastAPI): routes only; services come from handbook.app (not built yet)."""
+"""HTTP API (FastAPI): routes only; services come from the composition root, `app.Handbook`."""

@@ -1,5 +1,5 @@
 """The FastAPI application: `create_app(settings)`. Services come from the composition root
-(`handbook.app.Handbook`), created in the lifespan and closed with it.
+(`app.handbook.Handbook`), created in the lifespan and closed with it.
 
     uvicorn --factory api.app:app_from_env      # or: handbook serve
 """
@@ -31,8 +31,8 @@ from api.jobs import IndexJobs
 from api.mcp_http import HttpEndpoint
 from api.services import Services
 from api.uploads import UploadRejected, restore_kept
+from app.handbook import Handbook, HomeLock
 from generation.sessions import SessionNotFound
-from handbook.app import Handbook, HomeLock
 from handbook.config import Settings, load_settings
 from handbook.errors import (
     BackendUnavailable,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.errors import HandbookError
 from ingestion.pipeline import Status
 

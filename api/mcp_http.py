@@ -14,7 +14,7 @@ from handbook.errors import BackendUnavailable
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
-    from handbook.app import Handbook
+    from app.handbook import Handbook
 
 
 class ServedHandbook:

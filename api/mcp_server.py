@@ -34,7 +34,7 @@ from handbook.errors import BackendUnavailable, HandbookError
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
-    from handbook.app import Handbook
+    from app.handbook import Handbook
     from handbook.config import Settings
     from ingestion.doc_registry import DocumentRecord
 
@@ -151,7 +151,7 @@ class OwnHandbook:
                 self._release.cancel()
                 self._release = None
             if self._opened is None:
-                from handbook.app import Handbook
+                from app.handbook import Handbook
 
                 self._opened = await self._stack.enter_async_context(Handbook(self._settings))
             self._users += 1

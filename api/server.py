@@ -73,8 +73,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
-    from handbook.app import Handbook, HomeLock
-    from handbook.preflight import preflight
+    from app.handbook import Handbook, HomeLock
+    from app.preflight import preflight
 
     preflight(settings)
     lock = HomeLock(settings.home)

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import LOCAL, ROLE_KEY, UNAUTHORIZED, KeyRing, Principal, Role, forbidden
 from api.jobs import IndexJobs
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import Settings
 
 

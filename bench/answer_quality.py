@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.handbook import Handbook
 from eval.answers import AnswerScores, evaluate_answers, gate_figures
 from eval.devset import default_cache, fetch
 from eval.retrieval import Question, load_questions
-from handbook.app import Handbook
 from handbook.config import load_settings
 from handbook.types import AnswerMode
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env["HANDBOOK_HOME"] = str(home)
     process = subprocess.Popen(
-        [sys.executable, "-m", "handbook", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

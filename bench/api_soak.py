@@ -50,8 +50,8 @@ from typing import Any
 import httpx
 import psutil
 
+from app.handbook import Handbook
 from bench.api_load import QUERIES, index
-from handbook.app import Handbook
 from handbook.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,7 +264,7 @@ def serve(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env.update(HANDBOOK_HOME=str(home), HANDBOOK_API_KEYS=KEY)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "handbook", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

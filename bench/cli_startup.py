@@ -13,8 +13,8 @@ import time
 
 COMMANDS = {
     "python -c pass (baseline)": [sys.executable, "-c", "pass"],
-    "handbook --help": [sys.executable, "-m", "handbook", "--help"],
-    "handbook config show": [sys.executable, "-m", "handbook", "config", "show"],
+    "handbook --help": [sys.executable, "-m", "cli", "--help"],
+    "handbook config show": [sys.executable, "-m", "cli", "config", "show"],
 }
 TARGET_S = 0.5
 

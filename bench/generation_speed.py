@@ -23,8 +23,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from app.handbook import Handbook
 from generation.answer import Done, Retrieved, Token
-from handbook.app import Handbook
 from handbook.config import load_settings
 from handbook.types import Message
 

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.handbook import Handbook
 from generation.base import CHAT_MODELS
-from handbook.app import Handbook
 from handbook.config import load_settings
 from ingestion.graph_stage import GraphReport
 from tests.generation.scripted import ScriptedChat

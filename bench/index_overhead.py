@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import load_settings
 from ingestion.chunking import chunk_document, embedding_text
 from ingestion.loaders import load_document

@@ -182,7 +182,7 @@ def hit_at_5(pdf: Path, asked: list[tuple[int, str]], home: Path) -> float:
     folder = home.parent / (home.name + "-docs")
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(pdf, folder / pdf.name)
-    handbook = [sys.executable, "-m", "handbook"]
+    handbook = [sys.executable, "-m", "cli"]
     subprocess.run([*handbook, "index", str(folder)], env=env, check=True, capture_output=True)
     batch = home.parent / (home.name + "-q.txt")
     batch.write_text("\n".join(q for _, q in asked) + "\n", encoding="utf-8")

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.handbook import Handbook
 from eval.retrieval import evaluate, load_questions
-from handbook.app import Handbook
 from handbook.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eval.memory import PeakMemory, cuda_peak_mb, rss_mb
 from eval.retrieval import is_hit
@@ -37,8 +38,12 @@ from handbook.config import ChatSettings, Settings
 from handbook.errors import ConfigError, HandbookError
 from handbook.jsonl import read_lines, read_records
 from handbook.language import detect_language
+from handbook.protocols import ChatModel
 from handbook.provenance import git_revision
 from handbook.types import Answer, AnswerMode, Passage, RetrievalMode
+
+if TYPE_CHECKING:
+    from generation.answer import Answerer
 
 TASKS = ("SPEC", "PROCEDURE", "EXPLAIN", "TROUBLESHOOT")
 SPEC_HELP = (
@@ -230,6 +235,20 @@ class Run:
 Progress = Callable[[str, int, int], None]
 
 
+class Services(Protocol):
+    """What the benchmark asks of the composition root (`app.Handbook`): an answerer and the
+    configured chat model."""
+
+    async def answerer(self) -> Answerer: ...
+
+    def chat(self) -> ChatModel: ...
+
+
+OpenServices = Callable[[Settings], AbstractAsyncContextManager[Services]]
+"""Opens the services for some settings (`app.Handbook`); the caller, a face, passes it in so
+that the benchmark, a part, does not import the root above it."""
+
+
 async def run_model(
     settings: Settings,
     spec: str,
@@ -237,10 +256,11 @@ async def run_model(
     run: Run,
     mode: RetrievalMode,
     progress: Progress | None = None,
+    *,
+    services: OpenServices,
 ) -> None:
     """Ask `questions` not yet answered by `spec`; append each result to the run."""
     from generation.answer import Done, Retrieved, Token
-    from handbook.app import Handbook
 
     done = run.done()
     todo = [q for q in questions if (spec, q.id) not in done]
@@ -251,7 +271,7 @@ async def run_model(
     own = settings.model_copy(update={"chat": chat, "residency": residency})
     failure = ""
     with PeakMemory() as memory:
-        async with Handbook(own) as hb:
+        async with services(own) as hb:
             answerer = await hb.answerer()
             model = hb.chat()
             extract = spec == EXTRACT
@@ -362,11 +382,10 @@ def _verdict(reply: str, choices: Sequence[str]) -> str | None:
     return next((c for c in choices if head.startswith(c)), None)
 
 
-async def run_judge(settings: Settings, spec: str, run: Run) -> int:
+async def run_judge(settings: Settings, spec: str, run: Run, *, services: OpenServices) -> int:
     """Faithfulness of every answer, and every pair of models on every question in both
     orders, by the judge model `spec`; appended to RUN/judge.jsonl (resumable). Returns how
     many verdicts were asked for."""
-    from handbook.app import Handbook
     from handbook.types import Message, Role
 
     path = run.folder / "judge.jsonl"
@@ -377,7 +396,7 @@ async def run_judge(settings: Settings, spec: str, run: Run) -> int:
         by_question.setdefault(row["id"], {})[row["model"]] = row
     own = settings.model_copy(update={"chat": chat_settings(spec, settings.chat)})
     asked = 0
-    async with Handbook(own) as hb:
+    async with services(own) as hb:
         judge = hb.chat()
 
         async def ask(system: str, user: str) -> str:
@@ -444,6 +463,8 @@ async def run_bench(
     mode: RetrievalMode = "hybrid",
     progress: Progress | None = None,
     judge: str | None = None,
+    *,
+    services: OpenServices,
 ) -> Run:
     questions = load_questions(files)
     for spec in [*models, *([judge] if judge else [])]:
@@ -451,7 +472,7 @@ async def run_bench(
     run = Run(folder)
     run.start(models, files, mode)
     for spec in models:
-        await run_model(settings, spec, questions, run, mode, progress)
+        await run_model(settings, spec, questions, run, mode, progress, services=services)
     if judge:
-        await run_judge(settings, judge, run)
+        await run_judge(settings, judge, run, services=services)
     return run

@@ -18,10 +18,13 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handbook.config import FinetuneSettings, Settings
 from handbook.errors import ConfigError, HandbookError
+
+if TYPE_CHECKING:
+    from eval.chat_bench import OpenServices
 
 METHODS = ("lora", "qlora", "full")
 SMALL = 1_000_000_000  # parameters: below this, full fine-tuning
@@ -118,10 +121,14 @@ def compare(
     questions: Sequence[Path] = (),
     progress: Progress = lambda message: None,
     per_base: dict[str, dict[str, Any]] | None = None,
+    services: OpenServices | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and time each base; returns the run's compare.json. `per_base` holds
     settings for one base (`{"smollm2@full": {"learning_rate": 5e-5}}`): full fine-tuning
-    wants a far smaller learning rate than LoRA."""
+    wants a far smaller learning rate than LoRA. `services` opens the composition root
+    (`app.Handbook`) for asking `questions`."""
+    if questions and services is None:
+        raise ConfigError("Asking a question set needs the services (`app.Handbook`).")
     splits = _splits(data, [str(t) for t in settings.chat.tasks])
     for spec in bases:
         parse_base(spec)
@@ -152,7 +159,9 @@ def compare(
                 "base": base,
                 "method": method,
                 "parameters": parameters,
-                **_train_and_measure(settings, own, spec, splits, folder, questions, progress),
+                **_train_and_measure(
+                    settings, own, spec, splits, folder, questions, progress, services
+                ),
             }
         except (HandbookError, MemoryError, RuntimeError, OSError, ValueError) as exc:
             # ValueError covers invalid per-base settings (pydantic) and library refusals
@@ -194,6 +203,7 @@ def _train_and_measure(
     folder: Path,
     questions: Sequence[Path],
     progress: Progress,
+    services: OpenServices | None,
 ) -> dict[str, Any]:
     """One base (its settings resolved), stage by stage: train, evaluate on the test split, time
     inference and, with `questions`, ask the question set; the figures of its compare.json
@@ -231,14 +241,16 @@ def _train_and_measure(
         **speed,
         "output": str(output),
     }
-    if questions:
+    if questions and services is not None:
         progress(f"{spec}: asking the question set")
-        entry["quality"] = asyncio.run(_bench(settings, output, questions, folder))
+        entry["quality"] = asyncio.run(_bench(settings, output, questions, folder, services))
     entry["done"] = time.time()
     return entry
 
 
-async def _bench(settings: Settings, tuned: Path, files: Sequence[Path], folder: Path) -> Any:
+async def _bench(
+    settings: Settings, tuned: Path, files: Sequence[Path], folder: Path, services: OpenServices
+) -> Any:
     """The chat benchmark's quality figures for one tuned model (its own run folder)."""
     from eval.chat_bench import Run, load_questions, run_model
     from eval.chat_report import summarize
@@ -246,7 +258,7 @@ async def _bench(settings: Settings, tuned: Path, files: Sequence[Path], folder:
     spec = f"adapter:{tuned}"
     run = Run(folder / f"bench-{tuned.name}")
     run.start([spec], list(files), "hybrid")
-    await run_model(settings, spec, load_questions(files), run, "hybrid")
+    await run_model(settings, spec, load_questions(files), run, "hybrid", services=services)
     figures = summarize(run.results(), {})[0]
     keys = ("correct", "key_fact_recall", "refusal_correct", "language_match", "citation_correct")
     return {key: figures[key] for key in keys}

@@ -1,40 +1,15 @@
-"""The chat model protocol and its registry."""
+"""The chat model registry; the `ChatModel` Protocol lives in the core (`handbook.protocols`)
+and is re-exported here."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from handbook.config import ChatSettings
+from handbook.protocols import ChatModel
 from handbook.registry import Registry
-from handbook.types import Message
 
-
-@runtime_checkable
-class ChatModel(Protocol):
-    """Streams an answer to a conversation."""
-
-    name: str
-    load_seconds: float | None
-
-    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        """Yield the answer's text as it is generated. Raises BackendUnavailable when the
-        model cannot answer (not installed, server down, timed out)."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of `text` in this model's own tokenizer."""
-        ...
-
-    async def load(self) -> None:
-        """Load the model now (in-process) or into the server's memory (Ollama), so that the
-        first question does not wait for it; records `load_seconds`."""
-        ...
-
-    async def close(self) -> None:
-        """Free the model (in-process) or the connection (server)."""
-        ...
+__all__ = ["CHAT_MODELS", "ChatModel"]
 
 
 CHAT_MODELS: Registry[ChatModel] = Registry("chat model")

@@ -25,9 +25,9 @@ import numpy as np
 
 from generation.spans import Unit, units
 from generation.units import QUANTITIES
+from handbook.protocols import Embedder
 from handbook.text import terms
 from handbook.types import Language, Passage, Task
-from ingestion.base import Embedder
 
 W_LEXICAL = 0.5
 W_DENSE = 0.35

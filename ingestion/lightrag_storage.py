@@ -17,9 +17,9 @@ import numpy as np
 from lightrag.base import BaseVectorStorage
 from lightrag.utils import compute_mdhash_id
 
+from handbook.protocols import DenseCollection
 from handbook.types import Chunk
 from ingestion.lightrag_shared import SharedStore, chunk_id_of, chunk_key
-from retrieval.base import DenseCollection
 
 
 @dataclass

@@ -22,14 +22,13 @@ from pathlib import Path
 
 from handbook.config import Settings
 from handbook.errors import HandbookError, LoaderError
+from handbook.protocols import Embedder, VectorStore
 from handbook.types import Chunk, SparseVector
-from ingestion.base import Embedder
 from ingestion.chunking import chunk_document, embedding_text
 from ingestion.doc_registry import STAGE_VECTORS, DocumentRecord, DocumentRegistry
 from ingestion.loaders import load_document
 from ingestion.progress import Progress
 from retrieval import sparse
-from retrieval.base import VectorStore
 
 EMBED_BATCH = 64
 

@@ -11,15 +11,13 @@ import numpy.typing as npt
 
 from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError, StoreLocked
+from handbook.protocols import Hit, Point, Scored
 from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.store_common import (
     DENSE,
     KEY,
     SPARSE,
     BlockingStore,
-    Hit,
-    Point,
-    Scored,
     chunk_from_payload,
     chunk_payload,
     point_id,

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError, DiskFull
+from handbook.protocols import Hit, Point, Scored
 from handbook.registry import missing_package
 from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.store_common import (
@@ -24,9 +25,6 @@ from retrieval.store_common import (
     KEY,
     SPARSE,
     BlockingStore,
-    Hit,
-    Point,
-    Scored,
     chunk_from_payload,
     chunk_payload,
     point_id,

@@ -11,6 +11,7 @@ from typing import Any
 from handbook.config import RetrievalSettings
 from handbook.errors import NotIndexed
 from handbook.language import detect_language
+from handbook.protocols import Embedder, GraphIndex, Hit, VectorStore
 from handbook.types import (
     Chunk,
     GraphFact,
@@ -20,9 +21,7 @@ from handbook.types import (
     RetrievalMode,
     SearchFilter,
 )
-from ingestion.base import Embedder
 from retrieval import sparse
-from retrieval.base import GraphIndex, Hit, VectorStore
 
 # Our retrieval modes that use the graph, and the LightRAG mode each asks it for.
 GRAPH_QUERY: dict[str, GraphMode] = {"local": "local", "global": "global", "mix": "hybrid"}

@@ -1,6 +1,6 @@
 """What the vector store backends share: the shapes of hits and points, point keys, the chunk
 payload, and adapters that run a blocking engine on one thread of its own. Apart from
-`retrieval.base` (the Protocols and the registry, which imports the backends), so that no backend
+`retrieval.base` (the registry, which imports the backends), so that no backend
 imports the module that registers it."""
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from handbook.protocols import Dense, Hit, Point, Scored
 from handbook.types import Chunk, SearchFilter, SparseVector
 
 DENSE = "dense"
 SPARSE = "sparse"
 T = TypeVar("T")
-
-Hit = tuple[Chunk, float]
-Dense = npt.NDArray[np.float32]
-Point = tuple[str, dict[str, Any], list[float] | None]
-"""A keyed point of a `DenseCollection`: key, payload, vector (when asked for)."""
-Scored = tuple[str, dict[str, Any], float]
 
 KEY = "key"
 

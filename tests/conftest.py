@@ -40,7 +40,7 @@ def run_cli(
     stdin: str | None = None,
     path: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m handbook ARGS` (this checkout's code) in a subprocess on the data folder
+    """`python -m cli ARGS` (this checkout's code) in a subprocess on the data folder
     `home`, with no HANDBOOK_* variable of the shell; `path` replaces PATH (a machine without
     some program)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
@@ -49,7 +49,7 @@ def run_cli(
     if path is not None:
         env["PATH"] = path
     return subprocess.run(
-        [sys.executable, "-m", "handbook", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def indexed_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample manuals indexed once with the default (offline) profile."""
-    from handbook.app import Handbook
+    from app.handbook import Handbook
 
     home = tmp_path_factory.mktemp("indexed") / "home"
 

@@ -95,7 +95,17 @@ def test_dockerfile_installs_the_pinned_api_and_serves_it() -> None:
     assert 'CMD ["handbook", "serve", "--host", "0.0.0.0", "--port", "8000"]' in text
     for folder in re.findall(r"^COPY (\w+) \1$", text, re.MULTILINE):
         assert (ROOT / folder / "__init__.py").is_file() or (ROOT / folder).is_dir()
-    packages = {"handbook", "ingestion", "retrieval", "generation", "finetune", "eval", "api"}
+    packages = {
+        "handbook",
+        "ingestion",
+        "retrieval",
+        "generation",
+        "finetune",
+        "eval",
+        "app",
+        "api",
+        "cli",
+    }
     assert packages <= set(re.findall(r"^COPY (\w+) \1$", text, re.MULTILINE))
     if shutil.which("docker") and subprocess.run(
         ["docker", "compose", "version"], capture_output=True

@@ -45,7 +45,7 @@ def start(home: Path, log: Path, **env: str) -> Iterator[Server]:
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "handbook", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
             env=environ,
             stdout=out,
             stderr=subprocess.STDOUT,

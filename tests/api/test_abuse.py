@@ -52,7 +52,7 @@ def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     subprocess.run(
-        [sys.executable, "-m", "handbook", "index", str(outside)],
+        [sys.executable, "-m", "cli", "index", str(outside)],
         env={**env, "HANDBOOK_HOME": str(home)},
         check=True,
         capture_output=True,
@@ -585,7 +585,7 @@ def test_serve_beyond_loopback_counts_the_keys_file(tmp_path: Path) -> None:
     env.update(HANDBOOK_HOME=str(tmp_path / "home"), HANDBOOK_API__PRELOAD="false")
     keys_file = tmp_path / "keys.txt"
     port = free_port()
-    command = [sys.executable, "-m", "handbook", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    command = [sys.executable, "-m", "cli", "serve", "--host", "0.0.0.0", "--port", str(port)]
     env["HANDBOOK_API__KEYS_FILE"] = str(keys_file)
     missing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "cannot be read" in missing.stderr, missing.stderr

@@ -1,4 +1,4 @@
-"""The MCP server with the real `mcp` SDK client: over stdio (`python -m handbook mcp`, as a
+"""The MCP server with the real `mcp` SDK client: over stdio (`python -m cli mcp`, as a
 desktop assistant starts it) and over streamable HTTP (`/mcp` in a real `handbook serve`)."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def environment(home: Path) -> dict[str, str]:
 @asynccontextmanager
 async def over_stdio(home: Path, *options: str) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "handbook", "mcp", *options], env=environment(home)
+        command=sys.executable, args=["-m", "cli", "mcp", *options], env=environment(home)
     )
     async with (
         stdio_client(params) as (read, write),
@@ -191,7 +191,7 @@ def test_stdio_errors_are_mcp_errors_with_the_cli_messages(own_index: Path, tmp_
         "Nothing is indexed yet. Run `handbook index PATH` first."
     )
     cli = subprocess.run(
-        [sys.executable, "-m", "handbook", "search", "pump"],
+        [sys.executable, "-m", "cli", "search", "pump"],
         env=environment(empty), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert cli.returncode == 1 and text(nothing) in cli.stderr, "the CLI's message"
@@ -201,7 +201,7 @@ def test_stdio_frees_the_data_folder_between_calls(own_index: Path, tmp_path: Pa
     """An assistant keeps its server running: the index is held while it is used, free again
     `--release-after` seconds after the last call (so `handbook index` can run), and opened
     again, with what was indexed meanwhile, at the next call."""
-    from handbook.app import HomeLock
+    from app.handbook import HomeLock
     from handbook.errors import StoreLocked
 
     def free() -> bool:
@@ -254,7 +254,7 @@ def test_stdout_carries_only_the_protocol(own_index: Path) -> None:
          "params": {"name": "ask", "arguments": {"question": PRESSURE}}},
     ]  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "handbook", "mcp"],
+        [sys.executable, "-m", "cli", "mcp"],
         env=environment(own_index),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

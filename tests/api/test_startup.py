@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from handbook.app import HomeLock
+from app.handbook import HomeLock
 from tests.api.conftest import free_port
 from tests.generation.fake_ollama import MODEL, serve
 
@@ -18,7 +18,7 @@ def serve_cli(home: Path, *args: str, **env: str) -> tuple[subprocess.CompletedP
     environ.update({"HANDBOOK_HOME": str(home), **env})
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "handbook", "serve", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port()), *args],
         env=environ,
         capture_output=True,
         text=True,

@@ -48,7 +48,7 @@ def bench(home: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env.update({"HANDBOOK_HOME": str(home), "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9"})
     return subprocess.Popen(
-        [sys.executable, "-m", "handbook", "bench", *args], env=env, text=True,
+        [sys.executable, "-m", "cli", "bench", *args], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -148,6 +148,7 @@ def test_judge_checks_faithfulness_and_compares_in_both_orders(
 ) -> None:
     import asyncio
 
+    from app.handbook import Handbook
     from eval.chat_bench import judgements, run_bench
     from eval.chat_report import render
     from generation.llamacpp import packaged_gguf
@@ -159,7 +160,7 @@ def test_judge_checks_faithfulness_and_compares_in_both_orders(
     models = ["llamacpp:default", same_model]
     settings = make_settings(own_index)
     run = asyncio.run(run_bench(settings, models, [questions], tmp_path / "run",
-                                judge="llamacpp:default"))  # fmt: skip
+                                judge="llamacpp:default", services=Handbook))  # fmt: skip
     faithful, pairs = judgements(run)
     answered = [r for r in run.results() if r["found"]]
     assert set(faithful) == {(r["model"], r["id"]) for r in answered}
@@ -171,7 +172,9 @@ def test_judge_checks_faithfulness_and_compares_in_both_orders(
     lines = (run.folder / "judge.jsonl").read_text().splitlines()
     from eval.chat_bench import run_judge
 
-    assert asyncio.run(run_judge(settings, "llamacpp:default", run)) == 0, "resumed: no call"
+    assert asyncio.run(run_judge(settings, "llamacpp:default", run, services=Handbook)) == 0, (
+        "resumed: no call"
+    )
     assert (run.folder / "judge.jsonl").read_text().splitlines() == lines
     markdown = render(run)[0].read_text()
     assert "faithful (judge)" in markdown and "## Pairwise" in markdown
@@ -182,13 +185,15 @@ def test_the_extractive_answerer_is_a_model_in_the_benchmark(
 ) -> None:
     import asyncio
 
+    from app.handbook import Handbook
     from eval.chat_bench import run_bench
     from eval.chat_report import render
     from tests.conftest import make_settings
 
     questions = tmp_path / "q.jsonl"
     questions.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in QUESTIONS) + "\n")
-    run = asyncio.run(run_bench(make_settings(own_index), ["extract"], [questions], tmp_path / "r"))
+    run = asyncio.run(run_bench(make_settings(own_index), ["extract"], [questions], tmp_path / "r",
+                              services=Handbook))  # fmt: skip
     rows = {r["id"]: r for r in run.results()}
     assert {r["model"] for r in rows.values()} == {"extract"}
     assert rows["t1"]["model_name"] == "extract" and rows["t1"]["tokens"] == 0

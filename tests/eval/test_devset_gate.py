@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from app.handbook import Handbook
 from eval.answers import gate_figures
 from eval.devset import DevsetError, default_cache, fetch
 from eval.retrieval import load_questions
-from handbook.app import Handbook
 from tests.conftest import ROOT, make_settings
 
 GATE = ROOT / "eval" / "reports" / "devset.json"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from app.handbook import Handbook
 from eval.retrieval import RetrievalScores, evaluate, load_questions
-from handbook.app import Handbook
 from tests.conftest import QUESTIONS, make_settings
 
 

@@ -34,7 +34,7 @@ def compare(home: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env["HANDBOOK_HOME"] = str(home)
     return subprocess.Popen(
-        [sys.executable, "-m", "handbook", "finetune", "compare", *args],
+        [sys.executable, "-m", "cli", "finetune", "compare", *args],
         env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 

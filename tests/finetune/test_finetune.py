@@ -63,7 +63,7 @@ def handbook(home: Path, *args: str, check: bool = True) -> subprocess.Completed
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env["HANDBOOK_HOME"] = str(home)
     result = subprocess.run(
-        [sys.executable, "-m", "handbook", *args], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True,
         timeout=1200,
     )  # fmt: skip
     if check:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app.handbook import Handbook
 from generation.answer import Done, Replaced, Token
-from handbook.app import Handbook
 from handbook.errors import BackendUnavailable
 from handbook.types import Answer
 from tests.conftest import make_settings

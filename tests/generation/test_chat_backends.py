@@ -135,7 +135,7 @@ def test_models_list_ps_pull_through_the_cli(tmp_path) -> None:  # type: ignore[
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "handbook", "models", *args],
+                [sys.executable, "-m", "cli", "models", *args],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -154,7 +154,7 @@ def test_models_list_ps_pull_through_the_cli(tmp_path) -> None:  # type: ignore[
         ) in fake.requests
 
     down = subprocess.run(
-        [sys.executable, "-m", "handbook", "models", "list"],
+        [sys.executable, "-m", "cli", "models", "list"],
         env={**env, "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9"},
         capture_output=True,
         text=True,

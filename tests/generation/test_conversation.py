@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from app.handbook import Handbook
 from generation.answer import Done, Summarized
 from generation.history import Turn, fit, select
 from generation.residency import Residency
 from generation.sessions import SessionNotFound
-from handbook.app import Handbook
 from handbook.config import HistorySettings
 from handbook.errors import BackendUnavailable
 from handbook.types import Answer, Message, Role

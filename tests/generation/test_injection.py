@@ -21,10 +21,10 @@ from typing import ClassVar
 
 import pytest
 
+from app.handbook import Handbook
 from generation.answer import Done, Replaced
 from generation.base import CHAT_MODELS, ChatModel
 from generation.prompts import SYSTEM
-from handbook.app import Handbook
 from handbook.config import ChatSettings
 from handbook.types import Answer, Message
 from tests.conftest import make_settings

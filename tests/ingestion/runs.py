@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import load_settings
 from tests.conftest import ROOT, SAMPLES
 from tests.generation.fake_ollama import MODEL, extraction_rows, serve
@@ -56,7 +56,7 @@ def environment(home: Path, url: str, **settings: str) -> dict[str, str]:
 
 def start(corpus: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "handbook", "index", str(corpus), "--graph", "--json"],
+        [sys.executable, "-m", "cli", "index", str(corpus), "--graph", "--json"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -103,7 +103,7 @@ def test_extraction_server_fault_is_reported_and_the_rerun_completes(
         _fault_after(fake, 12, fault)
         env = environment(tmp_path / "home", url, EXTRACTION__TIMEOUT_S="2")
         failed = subprocess.run(
-            [sys.executable, "-m", "handbook", "index", str(corpus), "--graph"],
+            [sys.executable, "-m", "cli", "index", str(corpus), "--graph"],
             env=env,
             capture_output=True,
             text=True,
@@ -154,7 +154,7 @@ def test_full_disk_stops_with_a_clear_error_and_the_rerun_completes(
         # Below store.min_free_mb: refused before Qdrant maps a file (it would die of SIGBUS).
         filler = _fill(small_disk, 10)
         refused = subprocess.run(
-            [sys.executable, "-m", "handbook", "index", str(corpus)],
+            [sys.executable, "-m", "cli", "index", str(corpus)],
             env=env,
             capture_output=True,
             text=True,
@@ -188,7 +188,7 @@ def test_store_held_by_another_process_is_refused_and_freed_by_its_death(
                 sys.executable,
                 "-c",
                 "import asyncio, sys\n"
-                "from handbook.app import Handbook\n"
+                "from app.handbook import Handbook\n"
                 "from handbook.config import load_settings\n"
                 "async def hold():\n"
                 "    async with Handbook(load_settings()) as hb:\n"
@@ -206,7 +206,7 @@ def test_store_held_by_another_process_is_refused_and_freed_by_its_death(
             assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
             for command in (["index", str(corpus), "--graph"], ["search", "Druck"]):
                 locked = subprocess.run(
-                    [sys.executable, "-m", "handbook", *command],
+                    [sys.executable, "-m", "cli", *command],
                     env=env,
                     capture_output=True,
                     text=True,

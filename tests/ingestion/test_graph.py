@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import Settings
 from handbook.types import Message
 from ingestion.graph_stage import GraphReport
@@ -122,7 +122,7 @@ def test_graph_show_lists_relations_with_their_sources(
     build(isolated, manuals)
 
     def show(name: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "handbook", "graph", "show", name, "--json"]
+        command = [sys.executable, "-m", "cli", "graph", "show", name, "--json"]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     view = json.loads(show("pumpe p1").stdout)  # any case
@@ -155,7 +155,7 @@ def test_delete_keeps_what_other_documents_support(isolated: Path, manuals: Path
     build(isolated, manuals)
 
     deleted = subprocess.run(
-        [sys.executable, "-m", "handbook", "docs", "delete", "hydraulik.md"],
+        [sys.executable, "-m", "cli", "docs", "delete", "hydraulik.md"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -163,7 +163,7 @@ def test_delete_keeps_what_other_documents_support(isolated: Path, manuals: Path
     assert deleted.returncode == 0, deleted.stderr
     assert graph_state(isolated) == {"Druckbegrenzungsventil DV-2": ["valves.md"]}
     stats = subprocess.run(
-        [sys.executable, "-m", "handbook", "graph", "stats", "--json"],
+        [sys.executable, "-m", "cli", "graph", "stats", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -202,7 +202,7 @@ def test_real_packaged_model_yield_is_reported_honestly(tmp_path: Path) -> None:
     (folder / "pump.md").write_text("# Pump\n\nThe pump P1 feeds the valve V2.\n")
     env = {**os.environ, "HANDBOOK_HOME": str(tmp_path / "home")}
     out = subprocess.run(
-        [sys.executable, "-m", "handbook", "index", str(folder), "--graph", "--json"],
+        [sys.executable, "-m", "cli", "index", str(folder), "--graph", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -318,7 +318,7 @@ def test_graph_vectors_live_in_handbooks_qdrant(
 
     monkeypatch.setenv("HANDBOOK_STORE__BACKEND", backend)
     reset = subprocess.run(
-        [sys.executable, "-m", "handbook", "reset", "--yes"], capture_output=True, text=True
+        [sys.executable, "-m", "cli", "reset", "--yes"], capture_output=True, text=True
     )
     assert reset.returncode == 0, reset.stderr
     left = {p.name for p in (isolated / "graph").iterdir()}

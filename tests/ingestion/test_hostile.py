@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import ChunkingSettings, IndexSettings, Settings
 from handbook.errors import LoaderError
 from ingestion.chunking import MAX_TOKEN_CHARS, chunk_document, count_tokens, split_section

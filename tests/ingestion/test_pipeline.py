@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import Settings
 from handbook.errors import StoreLocked
 from ingestion.pipeline import IndexReport, Status

@@ -35,7 +35,7 @@ def test_documents_of_a_killed_run_are_listed_as_unfinished(tmp_path: Path) -> N
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "handbook", "index", str(corpus)],
+        [sys.executable, "-m", "cli", "index", str(corpus)],
         env={**env, "HANDBOOK_HOME": str(home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

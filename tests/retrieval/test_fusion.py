@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.types import Chunk, RetrievalMode
 from retrieval.search import SearchResult, _normalised, dbsf, lexical_weight, rrf
 from tests.conftest import make_settings

@@ -15,7 +15,7 @@ import click
 from handbook.types import RETRIEVAL_MODES
 
 if TYPE_CHECKING:
-    from handbook.app import Handbook
+    from app.handbook import Handbook
     from handbook.config import Settings
 
 T = TypeVar("T")
@@ -71,7 +71,7 @@ def run(ctx: click.Context, work: Callable[[Handbook], Awaitable[T]]) -> T:
     import asyncio
 
     with user_errors(ctx):
-        from handbook.app import Handbook
+        from app.handbook import Handbook
 
         async def main() -> T:
             async with Handbook(ctx.obj.settings) as hb:

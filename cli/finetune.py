@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from handbook.cli_common import run, user_errors
+from cli.common import run, user_errors
 
 if TYPE_CHECKING:
-    from handbook.app import Handbook
+    from app.handbook import Handbook
     from handbook.config import FinetuneSettings, Settings
 
 DIR = click.Path(file_okay=False, path_type=Path)
@@ -207,7 +207,7 @@ def check(ctx: click.Context, data: Path, config_file: Path | None, as_json: boo
             )
         )
     else:
-        from handbook.render import dataset_report
+        from cli.render import dataset_report
 
         dataset_report(report)
     if not report.ok:
@@ -224,10 +224,10 @@ def train(
     ctx: click.Context, data: Path, out: Path, config_file: Path | None, resume: bool
 ) -> None:
     """Train on DATA/train.jsonl (validating on val.jsonl): LoRA, QLoRA or full."""
+    from cli.render import TrainProgress
     from finetune.dataset import read_jsonl
     from finetune.train import train as run_training
     from handbook.errors import ConfigError
-    from handbook.render import TrainProgress
 
     with user_errors(ctx):
         settings = ctx.obj.settings
@@ -350,7 +350,7 @@ def evaluate(
     if as_json:
         click.echo(json.dumps({"by_task": report.by_task()}, ensure_ascii=False))
     else:
-        from handbook.render import eval_table
+        from cli.render import eval_table
 
         eval_table(report.by_task(), ft.base_model, tuned.name)
         if problems:
@@ -398,6 +398,7 @@ def compare_command(
     """Fine-tune several bases on the same data and compare them (resumable)."""
     import time
 
+    from app.handbook import Handbook
     from finetune.compare import compare
     from finetune.compare_report import render
     from handbook.errors import ConfigError
@@ -419,6 +420,7 @@ def compare_command(
                 list(questions),
                 progress=lambda message: click.echo(message, err=True),
                 per_base=per_base,
+                services=Handbook,
             )
             report_dir = folder
         markdown, page = render(report_dir)

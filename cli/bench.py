@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from handbook.cli_common import MODES, user_errors
+from cli.common import MODES, user_errors
 
 if TYPE_CHECKING:
     from handbook.types import RetrievalMode
@@ -47,6 +47,7 @@ def run_command(
     """Ask every question with every model; results are saved as they come (resumable)."""
     import asyncio
 
+    from app.handbook import Handbook
     from eval.chat_bench import run_bench
     from eval.chat_report import render
 
@@ -58,7 +59,16 @@ def run_command(
             click.echo(f"{spec}: question {n}/{total}", err=True)
 
         run = asyncio.run(
-            run_bench(ctx.obj.settings, specs, list(questions), folder, mode, progress, judge)
+            run_bench(
+                ctx.obj.settings,
+                specs,
+                list(questions),
+                folder,
+                mode,
+                progress,
+                judge,
+                services=Handbook,
+            )
         )
         markdown, page = render(run)
     click.echo(f"Run {folder}: {len(run.results())} answers. Report: {markdown}, {page}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.errors import NotIndexed
 from handbook.types import Language, RetrievalMode
 from tests.conftest import ROOT, make_settings
@@ -21,7 +21,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.response_synthesizers.no_text import NoText
 from llama_index.core.schema import MetadataMode
 
-from handbook.llamaindex import HandbookRetriever
+from app.llamaindex import HandbookRetriever
 
 PRESSURE = "What is the maximum working pressure of the HP-200 press?"
 TORQUE = "Mit welchem Anzugsdrehmoment werden die Radschrauben angezogen?"
@@ -126,7 +126,7 @@ def test_query_engine_answers_with_handbooks_own_chat_model(indexed_home: Path) 
 
 
 def test_missing_llama_index_names_the_extra() -> None:
-    code = "import sys; sys.modules['llama_index'] = None; import handbook.llamaindex"
+    code = "import sys; sys.modules['llama_index'] = None; import app.llamaindex"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1
     assert "pip install 'handbook[llamaindex]'" in done.stderr

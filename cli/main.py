@@ -1,5 +1,5 @@
 """Command line: `handbook index|graph|search|ask|chat`; the other commands live in
-`cli_manage` (sessions, docs, models, config, reset, serve), `cli_finetune` and `cli_bench`.
+`cli.manage` (sessions, docs, models, config, reset, serve), `cli.finetune` and `cli.bench`.
 
 Heavy libraries are imported inside the commands (`handbook --help` answers at once).
 """
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from handbook.cli_common import MODES, State, run
+from cli.common import MODES, State, run
 
 if TYPE_CHECKING:
+    from app.handbook import Handbook
     from generation.answer import AnswerModeSetting
-    from handbook.app import Handbook
     from handbook.config import Settings
     from handbook.types import Answer, RetrievalMode, SearchFilter
 
@@ -51,7 +51,7 @@ def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
 @click.pass_context
 def index(ctx: click.Context, path: Path, graph: bool | None, as_json: bool) -> None:
     """Index the manuals in PATH (a folder or a file). Unchanged files are skipped."""
-    from handbook.render import IndexProgress, graph_summary, index_summary
+    from cli.render import IndexProgress, graph_summary, index_summary
 
     with_graph = ctx.obj.settings.graph.enabled if graph is None else graph
 
@@ -109,7 +109,7 @@ def graph() -> None:
 @click.pass_context
 def graph_build(ctx: click.Context, as_json: bool) -> None:
     """Extract entities and relations from indexed documents not yet in the graph."""
-    from handbook.render import IndexProgress, graph_summary
+    from cli.render import IndexProgress, graph_summary
 
     async def work(hb: Handbook) -> Any:
         with IndexProgress(enabled=not as_json, unit="extracted") as progress:
@@ -169,7 +169,7 @@ def graph_stats(ctx: click.Context, as_json: bool) -> None:
     """Entities, relations and extraction yield per document and model."""
     from dataclasses import asdict
 
-    from handbook.render import graph_stats_table
+    from cli.render import graph_stats_table
 
     async def work(hb: Handbook) -> tuple[int, int, dict[tuple[str, str], Any], dict[str, str]]:
         graph = await hb.graph()
@@ -215,7 +215,7 @@ def _filter(docs: tuple[str, ...], lang: str | None, hb: Handbook) -> SearchFilt
 
 
 def _questions(text: str | None, batch: Path | None) -> Iterator[str]:
-    from handbook.batch import read_questions
+    from cli.batch import read_questions
 
     if batch is not None:
         yield from read_questions(batch)
@@ -266,7 +266,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUERY (no model answers)."""
-    from handbook.render import search_table
+    from cli.render import search_table
 
     questions = list(_questions(query, batch))
 
@@ -287,8 +287,8 @@ async def _show(
     events: AsyncIterator[Any], *, as_json: bool, sources: bool = True
 ) -> Answer | None:
     """Stream an answer's events to the terminal (or one JSON line); return the answer."""
+    from cli.render import print_sources
     from generation.answer import Done, Replaced, Token
-    from handbook.render import print_sources
 
     answer = None
     async for event in events:
@@ -372,7 +372,7 @@ def chat(
     """Talk with the manuals: questions keep their context (settings: history.*)."""
     import asyncio
 
-    from handbook.render import print_sources
+    from cli.render import print_sources
 
     async def work(hb: Handbook) -> None:
         conversation = await hb.conversation()
@@ -414,9 +414,9 @@ def chat(
 
 
 def _add_groups() -> None:
-    from handbook.cli_bench import bench
-    from handbook.cli_finetune import finetune
-    from handbook.cli_manage import COMMANDS
+    from cli.bench import bench
+    from cli.finetune import finetune
+    from cli.manage import COMMANDS
 
     cli.add_command(finetune)
     cli.add_command(bench)

@@ -1,5 +1,5 @@
 """Command line, managing the data folder and the server: `handbook sessions|docs|models|config|
-reset|serve`. Registered on the `handbook` group by `handbook.cli`.
+reset|serve`. Registered on the `handbook` group by `cli.main`.
 
 Heavy libraries are imported inside the commands (`handbook --help` answers at once).
 """
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from handbook.cli_common import T, run, user_errors
+from cli.common import T, run, user_errors
 
 if TYPE_CHECKING:
-    from handbook.app import Handbook
+    from app.handbook import Handbook
     from handbook.config import Settings
 
 
@@ -31,7 +31,7 @@ def sessions_list(ctx: click.Context, as_json: bool) -> None:
     """List sessions, newest first."""
     from dataclasses import asdict
 
-    from handbook.render import sessions_table
+    from cli.render import sessions_table
 
     async def work(hb: Handbook) -> None:
         found = hb.sessions.all()
@@ -91,7 +91,7 @@ def docs_list(ctx: click.Context, as_json: bool) -> None:
     """List indexed documents."""
     from dataclasses import asdict
 
-    from handbook.render import docs_table
+    from cli.render import docs_table
 
     async def work(hb: Handbook) -> list[Any]:
         return hb.registry.all()

@@ -1,6 +1,6 @@
 """Handbook for llama-index users: a retriever over a Handbook index, and its chat model.
 
-    from handbook.llamaindex import HandbookRetriever
+    from app.llamaindex import HandbookRetriever
     from llama_index.core.query_engine import RetrieverQueryEngine
 
     with HandbookRetriever(k=5) as retriever:
@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - the message is tested in a subp
         "llama-index is not installed: pip install 'handbook[llamaindex]'"
     ) from exc
 
-from handbook.app import Handbook
+from app.handbook import Handbook
 from handbook.config import ChatSettings, Settings, load_settings
 from handbook.types import Language, Message, Passage, RetrievalMode, Role, SearchFilter
 from retrieval.search import Retriever

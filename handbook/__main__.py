@@ -1,3 +1,0 @@
-from handbook.cli import main
-
-main()
