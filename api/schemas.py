@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["hybrid", "naive", "sparse", "local", "global", "mix"]
+from handbook.types import RetrievalMode
+
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 QUESTION_CHARS = 4000
 """The longest question (and search query): longer ones would overflow small models' context."""
@@ -18,7 +19,7 @@ class Strict(BaseModel):
 
 class Filters(Strict):
     k: int | None = Field(None, ge=1, le=20, description="Number of sources.")
-    mode: Mode = Field("hybrid", description="Retrieval mode (see the README).")
+    mode: RetrievalMode = Field("hybrid", description="Retrieval mode (see the README).")
     docs: list[str] = Field(
         default_factory=list, max_length=50, description="Only these documents (id or file name)."
     )
