@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -35,7 +35,22 @@ console = Console()
 errors = Console(stderr=True)
 
 
-class IndexProgress(Progress_):
+class _Shown:
+    """A Rich progress display shown while the `with` block runs."""
+
+    _progress: Progress
+
+    def __enter__(self) -> Self:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+
+class IndexProgress(_Shown, Progress_):
     """Two bars: files, and chunks embedded (with rate and ETA)."""
 
     def __init__(self, *, enabled: bool, unit: str = "chunks") -> None:
@@ -54,15 +69,6 @@ class IndexProgress(Progress_):
         self._files: TaskID | None = None
         self._chunks: TaskID | None = None
         self._ocr: TaskID | None = None
-
-    def __enter__(self) -> IndexProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._progress.stop()
 
     def files(self, total: int) -> None:
         self._files = self._progress.add_task("files", total=total, rate="")
@@ -267,7 +273,7 @@ def graph_stats_table(
 # --- fine-tuning -----------------------------------------------------------------------------
 
 
-class TrainProgress:
+class TrainProgress(_Shown):
     """One bar over the training steps, with the latest loss, elapsed time and ETA."""
 
     def __init__(self) -> None:
@@ -281,15 +287,6 @@ class TrainProgress:
             console=errors,
         )
         self._task: TaskID | None = None
-
-    def __enter__(self) -> TrainProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._progress.stop()
 
     def update(self, step: int, total: int, loss: float | None) -> None:
         if self._task is None:
