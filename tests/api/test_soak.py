@@ -66,7 +66,7 @@ def test_a_short_soak_without_answers_keeps_the_heap_flat(tmp_path: Path) -> Non
 def test_the_heap_check_fails_on_a_leak() -> None:
     """The judgment itself: a heap that keeps growing after the warm-up is caught; a flat one
     with noise is not."""
-    from bench.api_soak import memory
+    from bench.soak_measure import memory
 
     flat = [(t, 300.0, 200.0 + (t % 3)) for t in range(60)]
     leaking = [(t, 300.0 + 4 * t, 200.0 + 4 * t) for t in range(60)]  # 4 MB/s
