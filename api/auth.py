@@ -271,19 +271,8 @@ class KeysBeforeBody:
         path: str = scope.get("path", "")
         protected = any(path == p or path.startswith(p + "/") for p in PROTECTED)
         if scope["type"] == "http" and protected:
-            keys: KeyRing = scope["app"].state.services.keys
-            principal = LOCAL
-            if keys.enabled:
-                token = bearer_token(Headers(scope=scope).get("authorization"))
-                found = keys.user(token)
-                if found is None:
-                    await _refuse(scope, receive, send, 401, "unauthorized", UNAUTHORIZED)
-                    return
-                principal = found
             known, required = self.roles.required(scope["app"], scope["method"], path)
-            problem = forbidden(principal, required) if known else None
-            if problem is not None:
-                await _refuse(scope, receive, send, 403, "forbidden", problem)
+            if await _admit(scope, receive, send, required, check_role=known) is None:
                 return
         await self.app(scope, receive, send)
 
@@ -300,20 +289,31 @@ class RoleGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            keys: KeyRing = scope["app"].state.services.keys
-            principal = LOCAL
-            if keys.enabled:
-                found = keys.user(bearer_token(Headers(scope=scope).get("authorization")))
-                if found is None:
-                    await _refuse(scope, receive, send, 401, "unauthorized", UNAUTHORIZED)
-                    return
-                principal = found
-            problem = forbidden(principal, self.role)
-            if problem is not None:
-                await _refuse(scope, receive, send, 403, "forbidden", problem)
+            principal = await _admit(scope, receive, send, self.role)
+            if principal is None:
                 return
             scope["handbook.principal"] = principal
         await self.app(scope, receive, send)
+
+
+async def _admit(
+    scope: Scope, receive: Receive, send: Send, required: Role | None, *, check_role: bool = True
+) -> Principal | None:
+    """The request's user, or None once the request is refused: 401 without a valid key (when
+    keys are configured; without keys, the local admin), 403 when the user lacks `required`."""
+    keys: KeyRing = scope["app"].state.services.keys
+    principal = LOCAL
+    if keys.enabled:
+        found = keys.user(bearer_token(Headers(scope=scope).get("authorization")))
+        if found is None:
+            await _refuse(scope, receive, send, 401, "unauthorized", UNAUTHORIZED)
+            return None
+        principal = found
+    problem = forbidden(principal, required) if check_role else None
+    if problem is not None:
+        await _refuse(scope, receive, send, 403, "forbidden", problem)
+        return None
+    return principal
 
 
 async def _refuse(
