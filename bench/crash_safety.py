@@ -3,7 +3,7 @@ must end in exactly the state of a clean run.
 
 The corpus is the sample manuals (PDF, HTML, Markdown, text) plus a generated DOCX. Graph
 extraction is on and answered by a local server that speaks Ollama's API with deterministic
-extraction rows (`tests/generation/fake_ollama.py`), so two clean runs agree to the row and
+extraction rows (`bench/support/fake_ollama.py`), so two clean runs agree to the row and
 any difference is the crash's.
 
 Each trial starts from an empty data folder and kills the run with SIGKILL at a random moment:
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.ingestion.runs import (
+from bench.support.index_runs import (
     differences,
     environment,
     extraction_server,

@@ -156,7 +156,7 @@ def main() -> None:
         for backend in args.backends:
             env = {**common, "HANDBOOK_CHAT__BACKEND": backend}
             if backend == "ollama":
-                from tests.generation.fake_ollama import MODEL, serve
+                from bench.support.fake_ollama import MODEL, serve
 
                 url, _ = stack.enter_context(serve())
                 env |= {"HANDBOOK_CHAT__HOST": url, "HANDBOOK_CHAT__MODEL": MODEL}

@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from app.handbook import Handbook
+from bench.support.scripted_chat import ScriptedChat
 from generation.base import CHAT_MODELS
 from handbook.config import load_settings
 from ingestion.graph_stage import GraphReport
-from tests.generation.scripted import ScriptedChat
 
 ROOT = Path(__file__).resolve().parent.parent
 

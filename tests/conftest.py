@@ -103,10 +103,10 @@ def own_index(indexed_home: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def scripted() -> Iterator[Any]:
-    """The scripted chat model (tests/generation/scripted.py), registered as backend
+    """The scripted chat model (bench/support/scripted_chat.py), registered as backend
     'scripted' for one test."""
+    from bench.support.scripted_chat import ScriptedChat
     from generation.base import CHAT_MODELS
-    from tests.generation.scripted import ScriptedChat
 
     CHAT_MODELS.register("scripted", ScriptedChat)
     ScriptedChat.script = ""

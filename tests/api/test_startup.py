@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from app.handbook import HomeLock
+from bench.support.fake_ollama import MODEL, serve
 from tests.api.conftest import free_port
-from tests.generation.fake_ollama import MODEL, serve
 
 
 def serve_cli(home: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:

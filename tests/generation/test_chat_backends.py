@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.support.fake_ollama import MODEL, serve
 from generation.base import CHAT_MODELS
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable
 from handbook.types import Message, Role
-from tests.generation.fake_ollama import MODEL, serve
 
 QUESTION = [
     Message(Role.SYSTEM, "Answer briefly."),

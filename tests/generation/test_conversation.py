@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.handbook import Handbook
+from bench.support.scripted_chat import remembers_names
 from generation.answer import Done, Summarized
 from generation.history import Turn, fit, select
 from generation.residency import Residency
@@ -19,7 +20,6 @@ from handbook.config import HistorySettings
 from handbook.errors import BackendUnavailable
 from handbook.types import Answer, Message, Role
 from tests.conftest import make_settings
-from tests.generation.scripted import remembers_names
 
 DRAIN = "What is the maximum pressure of the HP-200 press?"
 

@@ -1,6 +1,7 @@
 """Crash safety and faults, with real `handbook index --graph` runs in subprocesses: killed runs,
 an extraction server that goes away, stalls or answers garbage, a full disk and a locked store.
-After each, a plain re-run must end in exactly the state of a clean run (`tests/ingestion/runs`).
+After each, a plain re-run must end in exactly the state of a clean run
+(`bench/support/index_runs.py`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.generation.fake_ollama import FakeOllama, extraction_rows, serve
-from tests.ingestion.runs import (
+from bench.support.fake_ollama import FakeOllama, extraction_rows, serve
+from bench.support.index_runs import (
     differences,
     environment,
     extraction_server,
@@ -31,6 +31,7 @@ from tests.ingestion.runs import (
     start,
     state,
 )
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

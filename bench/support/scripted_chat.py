@@ -1,5 +1,6 @@
-"""A deterministic chat model registered through the real registry, for tests of our own logic
-(prompts, history, sessions, residency); the real models are tested in their own modules."""
+"""A deterministic chat model registered through the real backend registry, for the tests and
+benchmarks of our own logic (prompts, history, sessions, residency, graph extraction); the real
+models are tested in their own modules."""
 
 from __future__ import annotations
 

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from app.handbook import Handbook
+from bench.support.fake_ollama import MODEL, extraction_rows, serve
 from handbook.config import load_settings
-from tests.conftest import ROOT, SAMPLES
-from tests.generation.fake_ollama import MODEL, extraction_rows, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples" / "manuals"
 
 
 def make_corpus(folder: Path) -> Path:
@@ -95,7 +97,7 @@ def state(env: dict[str, str]) -> dict[str, Any]:
         [
             sys.executable,
             "-c",
-            "import json, tests.ingestion.runs as r; print(json.dumps(r.read()))",
+            "import json, bench.support.index_runs as r; print(json.dumps(r.read()))",
         ],
         env=env,
         cwd=ROOT,
