@@ -48,4 +48,4 @@ def conversation(messages: list[schemas.ChatMessage]) -> tuple[str, History]:
 
 def sources(answer: Answer) -> list[dict[str, Any]]:
     """The citations, as in `POST /v1/ask`."""
-    return [dict(c) for c in answer.to_dict()["citations"]]
+    return [c.to_dict() for c in answer.citations]

@@ -28,8 +28,9 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.schemas import QUESTION_CHARS, Citation, DocumentOut, SearchHit
+from api.schemas import QUESTION_CHARS, DocumentOut
 from handbook.errors import BackendUnavailable, HandbookError
+from handbook.types import Citation, SearchHit
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -190,9 +191,9 @@ async def search(library: Library, args: SearchArguments) -> Passages:
     async with library.use() as hb:
         retriever = await hb.retriever()
         where = hb.search_filter(args.documents, args.language)
-        result = (await retriever.search(args.query, k=args.k, where=where)).to_dict()
-    hits = [SearchHit(**hit) for hit in result["results"]]
-    return Passages(query=args.query, language=result["language"], passages=hits)
+        result = await retriever.search(args.query, k=args.k, where=where)
+    hits = [SearchHit.of(p) for p in result.passages]
+    return Passages(query=args.query, language=result.language, passages=hits)
 
 
 async def ask(library: Library, args: AskArguments) -> AnswerResult:

@@ -15,7 +15,7 @@ from api import schemas
 from api.auth import Principal, Role
 from api.services import ADMIN, READER, Svc, User, authorize
 from api.uploads import CHUNK, safe_name, save
-from generation.answer import Done, Replaced, Retrieved, Token
+from generation.answer import Done, Summarized
 from generation.sessions import SessionInfo, SessionNotFound
 from handbook.types import Answer
 from ingestion.doc_registry import DocumentRecord
@@ -77,14 +77,10 @@ async def ask(body: schemas.AskRequest, svc: Svc, user: User) -> Any:
         try:
             async with svc.answer_slot():
                 async for event in events:
-                    if isinstance(event, Retrieved):
-                        yield sse("sources", event.result.to_dict())
-                    elif isinstance(event, Token):
-                        yield sse("token", {"text": event.text})
-                    elif isinstance(event, Replaced):
-                        yield sse("replaced", {"text": event.text, "reason": event.reason})
-                    elif isinstance(event, Done):
-                        yield sse("done", answer_out(event.answer, body.session))
+                    if isinstance(event, Done):
+                        yield sse(event.name, answer_out(event.answer, body.session))
+                    elif not isinstance(event, Summarized):  # the session keeps it
+                        yield sse(event.name, event.to_dict())
         except (HandbookError, HTTPException) as exc:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             yield sse("error", {"error": type(exc).__name__, "message": message})

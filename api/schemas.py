@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handbook.types import RetrievalMode
+from handbook.types import Answer, RetrievalMode, SearchHit
+from retrieval.search import Fact
 
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 QUESTION_CHARS = 4000
@@ -43,42 +45,14 @@ class SearchRequest(Filters):
     query: str = Field(min_length=1, max_length=QUESTION_CHARS)
 
 
-class SearchHit(BaseModel):
-    doc: str
-    title: str
-    path: str
-    page: int | None
-    section: str
-    score: float
-    text: str
+@dataclass(frozen=True)
+class AnswerOut(Answer):
+    """The answer as `handbook ask --json` writes it, and the session when asked in one.
+    `found` is false when the manuals do not answer the question; `answer_mode` says which
+    composition gave `answer`: extract (the manuals' own spans, also when a generated answer
+    was rejected) or generate; `model_answer` is what the model wrote."""
 
-
-class Citation(SearchHit):
-    n: int
-
-
-class AnswerOut(BaseModel):
-    """The fields of `handbook ask --json`, and the session when asked in one."""
-
-    question: str
-    answer: str
-    language: str
-    found: bool
-    task: str
-    model: str
-    model_answer: str
-    answer_mode: Literal["extract", "generate"] = Field(
-        description="Which composition gave `answer`: extract (the manuals' own spans, also "
-        "when a generated answer was rejected) or generate."
-    )
-    citations: list[Citation]
     session: str | None = None
-
-
-class Fact(BaseModel):
-    name: str
-    text: str
-    sources: list[int]
 
 
 class SearchOut(BaseModel):

@@ -321,10 +321,7 @@ async def run_model(
                         "answer": answer.answer,
                         "model_answer": answer.model_answer,
                         "found": answer.found,
-                        "citations": [
-                            {"n": c.n, "doc": Path(c.path).name, "page": c.page}
-                            for c in answer.citations
-                        ],
+                        "citations": [c.to_dict() for c in answer.citations],
                         "sources": [p.chunk.text[:800] for p in passages],
                         "ttft_s": (first - asked) if first else None,
                         "total_s": total,

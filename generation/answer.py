@@ -56,22 +56,6 @@ __all__ = [
 ]
 
 
-def citations(passages: Sequence[Passage]) -> tuple[Citation, ...]:
-    return tuple(
-        Citation(
-            n=n,
-            doc=p.chunk.doc_id,
-            title=p.chunk.title,
-            path=p.chunk.path,
-            page=p.chunk.page,
-            section=p.chunk.section,
-            score=round(p.score, 6),
-            text=p.chunk.text,
-        )
-        for n, p in enumerate(passages, start=1)
-    )
-
-
 class RepeatGuard:
     r"""Small models fall into loops ("- 1,0 l" forever). Stop at the first repeated line.
 
@@ -260,7 +244,12 @@ class Answerer:
             nearest = result.passages[:NEAREST]
             text = not_found_text(language, missing, nearest)
             return Answer(
-                question, text, language, found=False, citations=citations(nearest), task=task
+                question,
+                text,
+                language,
+                found=False,
+                citations=Citation.numbered(nearest),
+                task=task,
             )
         if self._settings.evidence == "passages":
             whole = result.passages
@@ -293,11 +282,11 @@ class Answerer:
             text,
             prepared.result.language,
             found=found,
-            citations=citations(prepared.sources) if found else (),
+            citations=Citation.numbered(prepared.sources) if found else (),
             model=model,
             task=prepared.task,
             model_answer=generated,
-            mode=mode,
+            answer_mode=mode,
         )
 
     async def _generate(
@@ -418,7 +407,7 @@ class Answerer:
                 model=chat.name,
                 task=task,
                 model_answer=generated,
-                mode="generate",
+                answer_mode="generate",
             )
         )
 

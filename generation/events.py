@@ -1,11 +1,12 @@
 """The events of a streamed answer, in order: the retrieval result, the answer's tokens (and
 what replaces them), a session's new summary, then the finished answer. The CLI, the API, the
-sessions and the benchmarks consume them."""
+sessions and the benchmarks consume them. Each has one JSON form (`name`, `to_dict()`): the API's
+Server-Sent Events are these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 from handbook.types import Answer
 from retrieval.search import SearchResult
@@ -14,16 +15,28 @@ from retrieval.search import SearchResult
 @dataclass(frozen=True)
 class Retrieved:
     result: SearchResult
+    name: ClassVar[str] = "sources"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.result.to_dict()
 
 
 @dataclass(frozen=True)
 class Token:
     text: str
+    name: ClassVar[str] = "token"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class Done:
     answer: Answer
+    name: ClassVar[str] = "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.answer.to_dict()
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,10 @@ class Summarized:
 
     text: str
     upto: int
+    name: ClassVar[str] = "summary"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,10 @@ class Replaced:
 
     text: str
     reason: Literal["unsupported", "cleaned"] = "unsupported"
+    name: ClassVar[str] = "replaced"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 AnswerEvent = Retrieved | Token | Replaced | Summarized | Done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, get_args
@@ -167,8 +168,10 @@ def location(page: int | None, section: str, language: Language = "en") -> str:
 
 
 @dataclass(frozen=True)
-class Citation:
-    n: int
+class SearchHit:
+    """A passage as readers see it: which document, where in it, how well it matched, its text.
+    `handbook search --json`, the API and the MCP tools all write this record."""
+
     doc: str
     title: str
     path: str
@@ -176,6 +179,34 @@ class Citation:
     section: str
     score: float
     text: str
+
+    @classmethod
+    def of(cls, passage: Passage) -> SearchHit:
+        chunk = passage.chunk
+        return cls(
+            doc=chunk.doc_id,
+            title=chunk.title,
+            path=chunk.path,
+            page=chunk.page,
+            section=chunk.section,
+            score=round(passage.score, 6),
+            text=chunk.text,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation(SearchHit):
+    """A passage an answer cites as `[n]`."""
+
+    n: int
+
+    @classmethod
+    def numbered(cls, passages: Sequence[Passage]) -> tuple[Citation, ...]:
+        """The passages as citations [1], [2], ... in their order."""
+        return tuple(cls(**SearchHit.of(p).to_dict(), n=n) for n, p in enumerate(passages, start=1))
 
     def label(self, language: Language = "en") -> str:
         """`[n] Title, p. 2, Section`: how a citation is named to a reader."""
@@ -196,14 +227,14 @@ class Answer:
     model_answer: str = ""
     """What the model generated; differs from `answer` when that was replaced by the extractive
     answer because the sources did not support it."""
-    mode: AnswerMode = "extract"
+    answer_mode: AnswerMode = "extract"
     """Which composition gave `answer`: extract (the manuals' own spans) or generate."""
 
     def sources_line(self) -> str:
         """The citations on one line in the answer's language (`Quellen: [1] ...; [2] ...`),
         for clients that show only text; '' without citations.
 
-        >>> cite = Citation(1, "d", "HP-200", "hp200.pdf", 2, "", 0.9, "210 bar")
+        >>> cite = Citation("d", "HP-200", "hp200.pdf", 2, "", 0.9, "210 bar", n=1)
         >>> Answer("Druck?", "210 bar [1]", "de", True, (cite,)).sources_line()
         'Quellen: [1] HP-200, S. 2'
         """
@@ -213,21 +244,9 @@ class Answer:
         return f"{SOURCES_LABEL[self.language]}: {labels}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of `handbook ask --json` and of the API."""
-        return {
-            "question": self.question,
-            "answer": self.answer,
-            "language": self.language,
-            "found": self.found,
-            "task": self.task,
-            "model": self.model,
-            "model_answer": self.model_answer,
-            "answer_mode": self.mode,
-            "citations": [asdict(c) for c in self.citations],
-        }
+        """The JSON shape of `handbook ask --json`, of the API and of a session's stored turn."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Answer:
-        fields = {**data, "citations": tuple(Citation(**c) for c in data["citations"])}
-        fields["mode"] = fields.pop("answer_mode", "extract")
-        return cls(**fields)
+        return cls(**{**data, "citations": tuple(Citation(**c) for c in data["citations"])})

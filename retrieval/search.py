@@ -20,6 +20,7 @@ from handbook.types import (
     Passage,
     RetrievalMode,
     SearchFilter,
+    SearchHit,
 )
 from retrieval import sparse
 
@@ -54,18 +55,7 @@ class SearchResult:
         return {
             "query": self.query,
             "language": self.language,
-            "results": [
-                {
-                    "doc": p.chunk.doc_id,
-                    "title": p.chunk.title,
-                    "path": p.chunk.path,
-                    "page": p.chunk.page,
-                    "section": p.chunk.section,
-                    "score": round(p.score, 6),
-                    "text": p.chunk.text,
-                }
-                for p in self.passages
-            ],
+            "results": [SearchHit.of(p).to_dict() for p in self.passages],
             "facts": [
                 {"name": f.name, "text": f.text, "sources": list(f.sources)} for f in self.facts
             ],

@@ -61,7 +61,7 @@ def test_copied_prompt_markup_is_cleaned_not_rejected(indexed_home: Path, script
     answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
     replaced = [e for e in events if isinstance(e, Replaced)]
     assert [e.reason for e in replaced] == ["cleaned"]
-    assert answer.found and answer.mode == "generate"
+    assert answer.found and answer.answer_mode == "generate"
     assert answer.answer == "The maximum working pressure is 210 bar [1]."
 
 
@@ -90,7 +90,7 @@ def test_auto_answers_from_the_manuals_when_the_model_cannot_be_reached(
 ) -> None:  # type: ignore[no-untyped-def]
     scripted.fail_calls_after = 0  # the server is down before the first call
     answer, events = ask(indexed_home, "What is the maximum pressure of the HP-200 press?")
-    assert answer.found and answer.mode == "extract" and "210 bar" in answer.answer
+    assert answer.found and answer.answer_mode == "extract" and "210 bar" in answer.answer
     assert [e.text for e in events if isinstance(e, Token)] == [answer.answer]
 
 

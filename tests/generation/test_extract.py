@@ -94,7 +94,7 @@ def ask(home: Path, question: str) -> tuple[Answer, list[object]]:
 
 def test_spec_answer_is_the_table_row_with_its_header(pump_home: Path) -> None:
     answer, events = ask(pump_home, "What torque does the impeller nut take?")
-    assert answer.found and answer.mode == "extract" and answer.model == ""
+    assert answer.found and answer.answer_mode == "extract" and answer.model == ""
     assert "Part | Tightening torque | Note\nImpeller nut | 55 Nm | left-hand thread [1]" in (
         answer.answer
     )
