@@ -125,7 +125,7 @@ def plots(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> 
     try:
         import matplotlib
     except ImportError:
-        from handbook.registry import missing_extra
+        from handbook.backends import missing_extra
 
         raise missing_extra("matplotlib", "eval") from None
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from handbook.backends import missing_extra
 from handbook.errors import ConfigError
-from handbook.registry import missing_extra
 
 # transformers module name -> llama.cpp tensor name, for the Llama architecture.
 LLAMA_TENSORS = {

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from generation.hf import fingerprint, load_causal_lm, place, resolve_base
+from handbook.backends import missing_extra
 from handbook.config import FinetuneSettings
 from handbook.errors import BackendUnavailable, ConfigError, HandbookError
 from handbook.provenance import git_revision
-from handbook.registry import missing_extra
 
 Example = Mapping[str, Any]  # {"messages": [{"role": ..., "content": ...}, ...]}
 LIBRARIES = ("torch", "transformers", "peft", "trl", "bitsandbytes")

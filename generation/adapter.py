@@ -19,9 +19,9 @@ from typing import Any
 
 from generation.hf import fingerprint, load_causal_lm, place, resolve_base
 from generation.prompts import STOP
+from handbook.backends import missing_extra
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable, ConfigError
-from handbook.registry import missing_extra
 from handbook.types import Message
 
 

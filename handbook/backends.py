@@ -1,4 +1,6 @@
-"""Name -> factory tables for backends. Factories import heavy libraries when called."""
+"""The backends of each kind (embedder, vector store, chat model), by name: name -> factory.
+Factories import heavy libraries when called. The document registry is another thing:
+`ingestion.doc_registry`."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ T = TypeVar("T")
 Factory = Callable[..., T]
 
 
-class Registry(Generic[T]):
+class Backends(Generic[T]):
     """One per backend kind. Names are lowercase; duplicates and unknown names fail.
 
-    >>> r: Registry[str] = Registry("greeter")
+    >>> r: Backends[str] = Backends("greeter")
     >>> r.register("hello", lambda: "hi")
     >>> r.create("hello")
     'hi'

@@ -4,15 +4,15 @@ in `ingestion.embed_common`, which the backends import instead of this module (n
 
 from __future__ import annotations
 
+from handbook.backends import Backends
 from handbook.config import EmbedderSettings
 from handbook.protocols import Embedder, Loader, Vectors
-from handbook.registry import Registry
 from ingestion.embed_common import BlockingEmbedder, normalise
 
 __all__ = ["EMBEDDERS", "BlockingEmbedder", "Embedder", "Loader", "Vectors", "normalise"]
 
 
-EMBEDDERS: Registry[Embedder] = Registry("embedder")
+EMBEDDERS: Backends[Embedder] = Backends("embedder")
 
 
 def _register_builtins() -> None:

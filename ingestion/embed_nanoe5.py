@@ -6,9 +6,9 @@ import asyncio
 import threading
 from typing import Any
 
+from handbook.backends import missing_package
 from handbook.config import EmbedderSettings
 from handbook.protocols import Vectors
-from handbook.registry import missing_package
 from ingestion.embed_common import normalise
 
 

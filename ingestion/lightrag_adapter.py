@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from handbook.backends import missing_extra
 from handbook.config import GraphSettings
 from handbook.errors import BackendUnavailable
 from handbook.packaged import llama3_tokenizer_file
 from handbook.protocols import ChatModel, Embedder, VectorStore
-from handbook.registry import missing_extra
 from handbook.types import Chunk, GraphContext, GraphFact, GraphMode, Message, Role
 from ingestion.graph_replies import REPLIES, ReplyCache
 from ingestion.graph_yield import Yield, count_rows

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from handbook.backends import Backends
 from handbook.config import StoreSettings
 from handbook.protocols import Dense, DenseCollection, GraphIndex, Hit, Point, Scored, VectorStore
-from handbook.registry import Registry
 
 __all__ = [
     "STORES",
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-STORES: Registry[VectorStore] = Registry("vector store")
+STORES: Backends[VectorStore] = Backends("vector store")
 
 
 def _register_builtins() -> None:

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from handbook.backends import missing_package
 from handbook.config import StoreSettings
 from handbook.errors import BackendUnavailable, ConfigError, DiskFull
 from handbook.protocols import Hit, Point, Scored
-from handbook.registry import missing_package
 from handbook.types import Chunk, SearchFilter, SparseVector
 from retrieval.store_common import (
     DENSE,

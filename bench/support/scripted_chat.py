@@ -1,4 +1,4 @@
-"""A deterministic chat model registered through the real backend registry, for the tests and
+"""A deterministic chat model registered as a real chat backend, for the tests and
 benchmarks of our own logic (prompts, history, sessions, residency, graph extraction); the real
 models are tested in their own modules."""
 
