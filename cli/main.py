@@ -1,5 +1,5 @@
 """Command line: `handbook index|graph|search|ask|chat`; the other commands live in
-`cli.manage` (sessions, docs, models, config, reset, serve), `cli.finetune` and `cli.bench`.
+`cli.manage` (sessions, docs, models, config, reset, serve), `cli.finetune` and `cli.evaluate`.
 
 Heavy libraries are imported inside the commands (`handbook --help` answers at once).
 """
@@ -414,12 +414,13 @@ def chat(
 
 
 def _add_groups() -> None:
-    from cli.bench import bench
+    from cli.evaluate import evaluate, renamed
     from cli.finetune import finetune
     from cli.manage import COMMANDS
 
     cli.add_command(finetune)
-    cli.add_command(bench)
+    cli.add_command(evaluate)
+    cli.add_command(renamed)
     for command in COMMANDS:
         cli.add_command(command)
 

@@ -1,8 +1,8 @@
 """Chat quality benchmark: every question through the full RAG path for each model.
 
-    handbook bench run --models llamacpp:default ollama:llama3.2:3b adapter:PATH \\
+    handbook eval run --models llamacpp:default ollama:llama3.2:3b adapter:PATH \\
         --questions eval/questions/plc_de.jsonl
-    handbook bench report RUN
+    handbook eval report RUN
 
 Per answer: key-fact recall, citation correctness (a cited passage is from the question's source
 document and page or section), correct refusal of unanswerable questions, answer language =

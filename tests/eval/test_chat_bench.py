@@ -19,6 +19,7 @@ import pytest
 from eval.chat_bench import chat_settings, load_questions
 from handbook.config import ChatSettings
 from handbook.errors import ConfigError
+from tests.conftest import ROOT, run_cli
 
 QUESTIONS = [
     {"id": "t1", "language": "en", "task": "SPEC", "key_facts": ["210 bar"], "answerable": True,
@@ -44,11 +45,12 @@ class Images(HTMLParser):
         self.tables += tag == "table"
 
 
-def bench(home: Path, *args: str) -> subprocess.Popen[str]:
+def evaluate(home: Path, *args: str) -> subprocess.Popen[str]:
+    """`handbook eval ARGS` (this checkout's code) in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HANDBOOK_")}
     env.update({"HANDBOOK_HOME": str(home), "HANDBOOK_CHAT__HOST": "http://127.0.0.1:9"})
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "bench", *args], env=env, text=True,
+        [sys.executable, "-m", "cli", "eval", *args], env=env, text=True, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -64,7 +66,7 @@ def test_run_is_resumed_after_a_kill_records_failures_and_renders_a_report(
     run = tmp_path / "run"
     args = ["run", "--models", "llamacpp:default", "--models", "ollama:llama3.2:3b",
             "--questions", str(questions), "--run", str(run)]  # fmt: skip
-    first = bench(own_index, *args)
+    first = evaluate(own_index, *args)
     results = run / "results.jsonl"
     deadline = time.monotonic() + 300
     while not (results.is_file() and results.read_text().count("\n") >= 1):
@@ -76,7 +78,7 @@ def test_run_is_resumed_after_a_kill_records_failures_and_renders_a_report(
     kept = results.read_text().splitlines()
     assert 1 <= len(kept) < 6
 
-    second = bench(own_index, *args)
+    second = evaluate(own_index, *args)
     _, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
     rows = [json.loads(line) for line in results.read_text().splitlines()]
@@ -105,16 +107,20 @@ def test_run_is_resumed_after_a_kill_records_failures_and_renders_a_report(
         assert image.width > 200 and image.height > 100 and high - low > 100, "a drawn plot"
 
     csv_file = tmp_path / "ratings.csv"
-    exported = bench(own_index, "ratings", "export", str(run), "--out", str(csv_file))
+    exported = evaluate(own_index, "ratings", "export", str(run), "--out", str(csv_file))
     assert exported.wait(timeout=120) == 0
     with csv_file.open(newline="") as source:
         table = list(csv.reader(source))
     assert len(table) == 4 and table[0] == ["model", "id", "question", "answer", "rating"]
     with csv_file.open("w", newline="") as out:
         csv.writer(out).writerows([table[0], *([*row[:4], "4"] for row in table[1:])])
-    imported = bench(own_index, "ratings", "import", str(run), str(csv_file))
+    imported = evaluate(own_index, "ratings", "import", str(run), str(csv_file))
     assert imported.wait(timeout=120) == 0
     assert "| 4.0 |" in (run / "report.md").read_text()
+
+    former = run_cli("bench", "report", str(run), home=own_index)  # the name before `eval`
+    assert former.returncode == 0 and "| 4.0 |" in former.stdout
+    assert "'bench' is deprecated. Use `handbook eval`." in former.stderr
 
 
 def test_bad_question_files_and_model_names_say_where(tmp_path: Path) -> None:

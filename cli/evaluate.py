@@ -1,4 +1,5 @@
-"""`handbook bench run|report|ratings`: compare chat models on answer quality, speed, memory."""
+"""`handbook eval run|report|ratings`: compare chat models on answer quality, speed, memory
+(the chat benchmark of `eval/`; the performance benchmarks are the scripts in `bench/`)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ if TYPE_CHECKING:
 EXISTING = click.Path(exists=True, path_type=Path)
 
 
-@click.group()
-def bench() -> None:
+@click.group("eval")
+def evaluate() -> None:
     """Compare chat models through the full RAG path on question sets."""
 
 
-@bench.command("run")
+@evaluate.command("run")
 @click.option("--models", "models", required=True, multiple=True,
               help="Repeat or list: ollama:TAG, llamacpp:default, llamacpp:FILE.gguf, "
               "adapter:FOLDER, transformers:MODEL.")  # fmt: skip
@@ -74,7 +75,7 @@ def run_command(
     click.echo(f"Run {folder}: {len(run.results())} answers. Report: {markdown}, {page}")
 
 
-@bench.command("report")
+@evaluate.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.pass_context
 def report(ctx: click.Context, run_dir: Path) -> None:
@@ -88,7 +89,7 @@ def report(ctx: click.Context, run_dir: Path) -> None:
     click.echo(f"HTML: {page}")
 
 
-@bench.group()
+@evaluate.group()
 def ratings() -> None:
     """Human 1-5 ratings of the answers: export a CSV, fill it, import it."""
 
@@ -104,7 +105,7 @@ def export_command(ctx: click.Context, run_dir: Path, out: Path) -> None:
 
     with user_errors(ctx):
         count = export_ratings(Run(run_dir), out)
-    click.echo(f"{count} answers in {out}; fill `rating`, then `handbook bench ratings import`.")
+    click.echo(f"{count} answers in {out}; fill `rating`, then `handbook eval ratings import`.")
 
 
 @ratings.command("import")
@@ -120,3 +121,13 @@ def import_command(ctx: click.Context, run_dir: Path, csv_file: Path) -> None:
         count = import_ratings(Run(run_dir), csv_file)
         render(Run(run_dir))
     click.echo(f"{count} ratings imported; the report is updated.")
+
+
+renamed = click.Group(
+    "bench",
+    commands=evaluate.commands,
+    help="The former name of `handbook eval`.",
+    hidden=True,
+    deprecated="Use `handbook eval`.",
+)
+"""`handbook bench`, the name before `handbook eval`: still works, and says so."""
