@@ -20,7 +20,10 @@ from retrieval.store_common import (
     BlockingStore,
     chunk_from_payload,
     chunk_payload,
+    chunks_in_order,
+    named_vectors,
     point_id,
+    query_vector,
 )
 
 BATCH = 256
@@ -113,12 +116,7 @@ class QdrantClientStore(BlockingStore):
         points = [
             models.PointStruct(
                 id=chunk.id,
-                vector={
-                    DENSE: dense[i].tolist(),
-                    SPARSE: models.SparseVector(
-                        indices=list(sparse[i].indices), values=list(sparse[i].values)
-                    ),
-                },
+                vector=named_vectors(dense[i], sparse[i], models.SparseVector),
                 payload=chunk_payload(chunk),
             )
             for i, chunk in enumerate(chunks)
@@ -157,14 +155,9 @@ class QdrantClientStore(BlockingStore):
     def _sync_search(self, using: str, vector: Any, limit: int, where: SearchFilter) -> list[Hit]:
         from qdrant_client import models
 
-        query = (
-            models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-            if using == SPARSE
-            else vector.tolist()
-        )
         response = self._client.query_points(
             self._collection,
-            query=query,
+            query=query_vector(using, vector, models.SparseVector),
             using=using,
             limit=limit,
             query_filter=_filter(where),
@@ -179,11 +172,7 @@ class QdrantClientStore(BlockingStore):
         points = self._client.retrieve(
             self._collection, list(ids), with_payload=True, with_vectors=[DENSE]
         )
-        found = {
-            str(p.id): (chunk_from_payload(str(p.id), p.payload or {}), list(p.vector[DENSE]))
-            for p in points
-        }
-        return [found[i] for i in ids if i in found]
+        return chunks_in_order(ids, points)
 
     def _sync_count(self) -> int:
         return int(self._client.count(self._collection, exact=True).count)

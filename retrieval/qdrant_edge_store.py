@@ -27,7 +27,10 @@ from retrieval.store_common import (
     BlockingStore,
     chunk_from_payload,
     chunk_payload,
+    chunks_in_order,
+    named_vectors,
     point_id,
+    query_vector,
 )
 
 BATCH = 512
@@ -133,12 +136,7 @@ class QdrantEdgeStore(BlockingStore):
             points = [
                 qe.Point(
                     id=chunk.id,
-                    vector={
-                        DENSE: dense[i].tolist(),
-                        SPARSE: qe.SparseVector(
-                            indices=list(sparse[i].indices), values=list(sparse[i].values)
-                        ),
-                    },
+                    vector=named_vectors(dense[i], sparse[i], qe.SparseVector),
                     payload=chunk_payload(chunk),
                 )
                 for i, chunk in enumerate(chunks[start : start + BATCH], start=start)
@@ -181,14 +179,9 @@ class QdrantEdgeStore(BlockingStore):
     def _sync_search(self, using: str, vector: Any, limit: int, where: SearchFilter) -> list[Hit]:
         import qdrant_edge as qe
 
-        query_vector = (
-            qe.SparseVector(indices=list(vector.indices), values=list(vector.values))
-            if using == SPARSE
-            else vector.tolist()
-        )
         results = self._shard.query(
             qe.QueryRequest(
-                query=qe.Query.Nearest(query_vector, using=using),
+                query=qe.Query.Nearest(query_vector(using, vector, qe.SparseVector), using=using),
                 filter=_filter(where),
                 limit=limit,
                 with_payload=True,
@@ -198,11 +191,7 @@ class QdrantEdgeStore(BlockingStore):
 
     def _sync_get(self, ids: list[str]) -> list[tuple[Chunk, list[float]]]:
         records = self._shard.retrieve(list(ids), with_payload=True, with_vector=True)
-        found = {
-            str(r.id): (chunk_from_payload(str(r.id), r.payload), list(r.vector[DENSE]))
-            for r in records
-        }
-        return [found[i] for i in ids if i in found]
+        return chunks_in_order(ids, records)
 
     def _sync_count(self) -> int:
         import qdrant_edge as qe

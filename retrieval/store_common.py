@@ -1,6 +1,6 @@
 """What the vector store backends share: the shapes of hits and points, point keys, the chunk
 payload, and adapters that run a blocking engine on one thread of its own. Apart from
-`retrieval.base` (the registry, which imports the backends), so that no backend
+`retrieval.base` (the table of store backends, which imports them), so that no backend
 imports the module that registers it."""
 
 from __future__ import annotations
@@ -55,6 +55,32 @@ def chunk_from_payload(point_id: str, payload: dict[str, Any]) -> Chunk:
         heading_path=tuple(payload.get("heading_path") or ()),
         language=payload["language"],
     )
+
+
+def named_vectors(
+    dense: npt.NDArray[np.float32], sparse: SparseVector, make_sparse: Callable[..., Any]
+) -> dict[str, Any]:
+    """A chunk's two named vectors, the sparse one in the client library's type."""
+    return {DENSE: dense.tolist(), SPARSE: sparse_in(sparse, make_sparse)}
+
+
+def query_vector(using: str, vector: Any, make_sparse: Callable[..., Any]) -> Any:
+    """The query for the named vector `using`: a list of floats, or the library's sparse type."""
+    return sparse_in(vector, make_sparse) if using == SPARSE else vector.tolist()
+
+
+def sparse_in(vector: SparseVector, make_sparse: Callable[..., Any]) -> Any:
+    return make_sparse(indices=list(vector.indices), values=list(vector.values))
+
+
+def chunks_in_order(ids: Sequence[str], records: Sequence[Any]) -> list[tuple[Chunk, list[float]]]:
+    """The chunks and dense vectors of retrieved `records`, in the order of `ids`; ids that
+    were not found are left out."""
+    found = {
+        str(r.id): (chunk_from_payload(str(r.id), r.payload or {}), list(r.vector[DENSE]))
+        for r in records
+    }
+    return [found[i] for i in ids if i in found]
 
 
 class SingleThread:
