@@ -187,9 +187,7 @@ class Answerer:
             and history.turns
             and routed.mode == "generate"
         ):
-            async for event in self._from_conversation(
-                question, result.language, routed.task, history
-            ):
+            async for event in self._from_conversation(question, result.language, routed, history):
                 yield event
             return
         prepared = await self._prepare(question, result, routed.task)
@@ -375,11 +373,11 @@ class Answerer:
         return _tokens(resident.chat, messages, parts)
 
     async def _from_conversation(
-        self, question: str, language: Language, task: Task, history: History
+        self, question: str, language: Language, routed: _Route, history: History
     ) -> AsyncIterator[AnswerEvent]:
-        """No passage matches, but the session has turns: the model may answer from them,
-        with no number that the conversation does not hold."""
-        resident = self._residency.answering()
+        """No passage matches, but the session has turns: the model the route chose may answer
+        from them, with no number that the conversation does not hold."""
+        resident, task = routed.resident, routed.task
         chat = resident.chat
         selection = select(history.turns, self._history, chat.count_tokens)
         messages = self._fit(
