@@ -33,6 +33,7 @@ from api.services import Services
 from api.uploads import UploadRejected, restore_kept
 from app.handbook import Handbook, HomeLock
 from generation.sessions import SessionNotFound
+from handbook import version
 from handbook.config import Settings, load_settings
 from handbook.errors import (
     BackendUnavailable,
@@ -215,7 +216,7 @@ def create_app(
 
     app = FastAPI(
         title="Handbook",
-        version=_version(),
+        version=version(),
         summary="Answers from your technical manuals, with citations (document, page).",
         lifespan=lifespan,
     )
@@ -351,15 +352,6 @@ def _methods(app: FastAPI, path: str) -> list[str]:
         if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path):
             return sorted(method.upper() for method in operations)
     return []
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("handbook")
-    except PackageNotFoundError:
-        return "0"
 
 
 def app_from_env() -> FastAPI:

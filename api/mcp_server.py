@@ -29,7 +29,8 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.schemas import QUESTION_CHARS, DocumentOut
-from handbook.errors import BackendUnavailable, HandbookError
+from handbook import version
+from handbook.errors import HandbookError
 from handbook.types import Citation, SearchHit
 
 if TYPE_CHECKING:
@@ -198,19 +199,12 @@ async def search(library: Library, args: SearchArguments) -> Passages:
 
 async def ask(library: Library, args: AskArguments) -> AnswerResult:
     """The answer path of `POST /v1/ask`: the configured answer mode, in an answer slot."""
-    from generation.answer import Done
-
     async with library.use() as hb:
         where = hb.search_filter(args.documents, args.language)
-        events = (await hb.answerer()).stream(args.question, where=where)
-        try:
-            async with library.answer_slot():
-                async for event in events:
-                    if isinstance(event, Done):
-                        return AnswerResult(**event.answer.to_dict())
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]  # an async generator
-    raise BackendUnavailable("The answer ended without a result; ask again.")
+        answerer = await hb.answerer()
+        async with library.answer_slot():
+            answer = await answerer.ask(args.question, where=where)
+    return AnswerResult(**answer.to_dict())
 
 
 async def list_documents(library: Library, args: NoArguments) -> Documents:
@@ -392,7 +386,7 @@ def build_server(library: Library) -> Server[Any]:
 
     return Server(
         "handbook",
-        version=_version(),
+        version=version(),
         title="Handbook",
         description="Answers from your technical manuals, with citations (document, page).",
         instructions=INSTRUCTIONS,
@@ -402,15 +396,6 @@ def build_server(library: Library) -> Server[Any]:
         on_list_resource_templates=on_list_resource_templates,
         on_read_resource=on_read_resource,
     )
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("handbook")
-    except PackageNotFoundError:
-        return "0"
 
 
 def run_stdio(settings: Settings, release_after: float = RELEASE_AFTER_S) -> None:

@@ -77,10 +77,12 @@ async def ask(body: schemas.AskRequest, svc: Svc, user: User) -> Any:
         try:
             async with svc.answer_slot():
                 async for event in events:
+                    if isinstance(event, Summarized):  # the session keeps it
+                        continue
+                    data = event.to_dict()
                     if isinstance(event, Done):
-                        yield sse(event.name, answer_out(event.answer, body.session))
-                    elif not isinstance(event, Summarized):  # the session keeps it
-                        yield sse(event.name, event.to_dict())
+                        data["session"] = body.session
+                    yield sse(event.name, data)
         except (HandbookError, HTTPException) as exc:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             yield sse("error", {"error": type(exc).__name__, "message": message})

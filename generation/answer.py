@@ -414,10 +414,23 @@ class Answerer:
         pieces = [piece async for piece in chat.stream(summary_request(older, language, words))]
         return "".join(pieces).strip()
 
-    async def ask(self, question: str, **kwargs: object) -> Answer:
-        async for event in self.stream(question, **kwargs):  # type: ignore[arg-type]  # forwarded
-            if isinstance(event, Done):
-                return event.answer
+    async def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        where: SearchFilter | None = None,
+        mode: RetrievalMode = "hybrid",
+        answer_mode: AnswerModeSetting | None = None,
+    ) -> Answer:
+        """The finished answer of `stream` (its last event)."""
+        events = self.stream(question, k=k, where=where, mode=mode, answer_mode=answer_mode)
+        try:
+            async for event in events:
+                if isinstance(event, Done):
+                    return event.answer
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]  # cancelled: the model stops now
         raise AssertionError("stream ended without a Done event")
 
 

@@ -1,7 +1,7 @@
 """The events of a streamed answer, in order: the retrieval result, the answer's tokens (and
 what replaces them), a session's new summary, then the finished answer. The CLI, the API, the
-sessions and the benchmarks consume them. Each has one JSON form (`name`, `to_dict()`): the API's
-Server-Sent Events are these."""
+sessions and the benchmarks consume them. Each event a client sees has one JSON form (`name`,
+`to_dict()`): the API's Server-Sent Events are these; the summary stays with the session."""
 
 from __future__ import annotations
 
@@ -45,10 +45,6 @@ class Summarized:
 
     text: str
     upto: int
-    name: ClassVar[str] = "summary"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
