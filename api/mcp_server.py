@@ -28,7 +28,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.schemas import QUESTION_CHARS, DocumentOut
+from api.schemas import MAX_DOCS, MAX_K, QUESTION_CHARS, DocumentOut
 from handbook import version
 from handbook.errors import HandbookError
 from handbook.types import Citation, SearchHit
@@ -44,8 +44,6 @@ log = logging.getLogger("handbook.mcp")
 DOCUMENT_URI = "handbook://documents/{doc}"
 RELEASE_AFTER_S = 300.0
 """`handbook mcp` closes the index this long after the last call (`--release-after`)."""
-MAX_K = 20
-"""As in the API (`/v1/search`): more passages than an assistant can use well."""
 INSTRUCTIONS = (
     "Handbook answers from the user's indexed technical manuals (German and English). Use "
     "`ask` for a question that needs an answer with citations (document, page); `search` for "
@@ -63,7 +61,7 @@ class Arguments(BaseModel):
 
     documents: list[str] = Field(
         default_factory=list,
-        max_length=50,
+        max_length=MAX_DOCS,
         description="Only these documents: ids or file names from list_documents. "
         "Leave empty to use every manual.",
     )

@@ -13,6 +13,10 @@ from retrieval.search import Fact
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 QUESTION_CHARS = 4000
 """The longest question (and search query): longer ones would overflow small models' context."""
+MAX_K = 20
+"""The most passages a search or an answer may ask for: more than a reader can use well."""
+MAX_DOCS = 50
+"""The most documents a filter may name."""
 
 
 class Strict(BaseModel):
@@ -20,10 +24,12 @@ class Strict(BaseModel):
 
 
 class Filters(Strict):
-    k: int | None = Field(None, ge=1, le=20, description="Number of sources.")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="Number of sources.")
     mode: RetrievalMode = Field("hybrid", description="Retrieval mode (see the README).")
     docs: list[str] = Field(
-        default_factory=list, max_length=50, description="Only these documents (id or file name)."
+        default_factory=list,
+        max_length=MAX_DOCS,
+        description="Only these documents (id or file name).",
     )
     lang: Literal["de", "en"] | None = Field(None, description="Only sources in this language.")
 
