@@ -20,7 +20,6 @@ from generation.prompts import (
     NOT_SUPPORTED,
     NOTHING_ABOUT,
     build_messages,
-    source_label,
 )
 from generation.residency import Residency, Resident
 from generation.tasks import prefixed, route, route_with_model
@@ -101,21 +100,21 @@ def resolve_mode(requested: AnswerModeSetting, chat: ChatSettings) -> AnswerMode
     return "extract" if packaged else "generate"
 
 
-def not_found_text(language: Language, missing: Sequence[str], nearest: Sequence[Passage]) -> str:
-    """ "Not in the manuals", what was missing, and where the nearest passages are.
+def not_found_text(language: Language, missing: Sequence[str], nearest: Sequence[Citation]) -> str:
+    """ "Not in the manuals", what was missing, and where the nearest passages are (named as
+    citations are named everywhere else).
 
-    >>> from handbook.types import Chunk
-    >>> p = Passage(Chunk("d", 0, "HLP 46", "HP-200", "x.md", None, ("2 Data",), "en"), 1.0)
-    >>> print(not_found_text("de", ["-20"], [p]))
+    >>> cite = Citation("d", "HP-200", "x.md", 4, "2 Data", 1.0, "HLP 46", n=1)
+    >>> print(not_found_text("de", ["-20"], [cite]))
     Dazu steht nichts in den Handbüchern (nicht gefunden: -20). Am nächsten kommen:
-    [1] HP-200, 2 Data
+    [1] HP-200, S. 4, 2 Data
     """
     lines = [NOT_FOUND[language] if not nearest else NOTHING_ABOUT[language]]
     if missing:
         lines[0] = lines[0].rstrip(".") + f" ({MISSING_LABEL[language]}: {', '.join(missing)})."
     if nearest:
         lines[0] += f" {NEAREST_LABEL[language]}"
-        lines += [f"[{n}] {source_label(p, language)}" for n, p in enumerate(nearest, start=1)]
+        lines += [c.label(language) for c in nearest]
     return "\n".join(lines)
 
 
@@ -239,16 +238,9 @@ class Answerer:
             await self._extractor.spans(question, language, task, result.passages) if fits else []
         )
         if not spans:
-            nearest = result.passages[:NEAREST]
+            nearest = Citation.numbered(result.passages[:NEAREST])
             text = not_found_text(language, missing, nearest)
-            return Answer(
-                question,
-                text,
-                language,
-                found=False,
-                citations=Citation.numbered(nearest),
-                task=task,
-            )
+            return Answer(question, text, language, found=False, citations=nearest, task=task)
         if self._settings.evidence == "passages":
             whole = result.passages
             return _Prepared(result, task, whole, whole, compose(spans, language))
