@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from eval.answers import AnswerScores, evaluate_answers, gate_figures
 from eval.devset import default_cache, fetch
 from eval.retrieval import Question, load_questions
 from handbook.config import load_settings
+from handbook.provenance import git_revision
 from handbook.types import AnswerMode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,9 +122,7 @@ def main() -> None:
         rows = asyncio.run(run(home, args.modes, questions))
         if args.write_gate:
             figures = asyncio.run(gate(home, load_questions(QUESTIONS)))
-            revision = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-            ).stdout.strip()
+            revision = (git_revision() or "")[:7]
             record = {"questions": str(QUESTIONS.relative_to(ROOT)), "revision": revision,
                       "figures": figures}  # fmt: skip
             GATE.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

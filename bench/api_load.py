@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from app.handbook import Handbook
+from eval.scoring import percentile
 from handbook.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ async def run_load(
     return {
         "rps": total / wall,
         "p50": statistics.median(ordered) * 1000,
-        "p95": ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000,
+        "p95": percentile(ordered, 0.95) * 1000,
     }
 
 

@@ -49,7 +49,9 @@ import httpx
 
 from app.handbook import Handbook
 from bench.api_load import QUERIES, index
-from bench.soak_measure import memory, percentile, report, sample_memory
+from bench.soak_measure import memory, report, sample_memory
+from eval.retrieval import load_questions
+from eval.scoring import percentile
 from handbook.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,11 +62,7 @@ WORDS = [
     "Wartung", "Sensor", "valve", "pump", "pressure", "filter", "bearing", "bolt", "torque",
     "hydraulic", "oil", "maintenance", "sensor",
 ]  # fmt: skip
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (ROOT / "eval" / "questions" / "retrieval.jsonl").read_text("utf-8").splitlines()
-    if line.strip()
-]
+QUESTIONS = [q.question for q in load_questions(ROOT / "eval" / "questions" / "retrieval.jsonl")]
 """63 questions about the sample manuals: many different prompts, and repeats, as with real
 users."""
 INVALID = [  # (file name, content, expected status)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+from eval.scoring import percentile
+
 COMMANDS = {
     "python -c pass (baseline)": [sys.executable, "-c", "pass"],
     "handbook --help": [sys.executable, "-m", "cli", "--help"],
@@ -38,7 +40,7 @@ def main() -> None:
     for name, argv in COMMANDS.items():
         samples = sorted(time_command(argv, args.runs))
         median = statistics.median(samples)
-        p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+        p95 = percentile(samples, 0.95)
         baseline = median if baseline is None else baseline
         verdict = "" if "baseline" in name else ("ok" if median < TARGET_S else "MISSED")
         print(f"| {name} | {median:.3f} | {p95:.3f} | {median - baseline:+.3f} | {verdict} |")

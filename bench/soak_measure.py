@@ -1,5 +1,5 @@
 """The soak's measures (bench/api_soak.py): the server's memory over the run and its trend,
-percentiles, and the report's tables."""
+and the report's tables (percentiles: `eval.scoring.percentile`)."""
 
 from __future__ import annotations
 
@@ -33,13 +33,6 @@ async def sample_memory(
         out.append((time.monotonic() - origin, *resident(pid)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def trend(samples: list[tuple[float, float]]) -> dict[str, float]:

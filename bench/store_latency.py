@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.scoring import percentile
 from handbook.config import StoreSettings
 from handbook.types import Chunk, SearchFilter
 from retrieval import sparse
@@ -81,7 +82,7 @@ async def measure(backend: str, n: int, queries: int, words: list[str]) -> dict[
     return {
         "upsert_s": upsert_s,
         "p50": statistics.median(timings),
-        "p95": timings[min(len(timings) - 1, int(0.95 * len(timings)))],
+        "p95": percentile(timings, 0.95),
     }
 
 

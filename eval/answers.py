@@ -12,7 +12,6 @@ committed figures:
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eval.retrieval import Question
-from eval.scoring import key_fact_recall
+from eval.scoring import key_fact_recall, percentile
 from handbook.types import Answer, AnswerMode, RetrievalMode
 
 if TYPE_CHECKING:
@@ -35,18 +34,6 @@ class AnswerResult:
     recall: float
     seconds: float
     first_piece_s: float | None
-
-
-def _percentile(values: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile.
-
-    >>> _percentile([1.0, 2.0, 3.0, 4.0], 0.5), _percentile([1.0, 2.0, 3.0, 4.0], 0.95)
-    (2.0, 4.0)
-    """
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 @dataclass(frozen=True)
@@ -75,11 +62,11 @@ class AnswerScores:
         return statistics.median(lengths) if lengths else 0.0
 
     def latency(self, share: float) -> float:
-        return _percentile([r.seconds for r in self.results], share)
+        return percentile([r.seconds for r in self.results], share)
 
     def first_piece(self, share: float) -> float:
         times = [r.first_piece_s for r in self.results if r.first_piece_s is not None]
-        return _percentile(times, share)
+        return percentile(times, share)
 
 
 async def evaluate_answers(

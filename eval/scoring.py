@@ -3,6 +3,7 @@ chat benchmark and the answer-quality benchmark)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -49,3 +50,15 @@ def faithfulness(answer: str, passages: Sequence[Passage]) -> float | None:
         if numbers <= source_numbers and overlap >= 0.6:
             supported += 1
     return supported / len(sentences)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile; NaN for no values. The benchmarks' p50/p95.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 0.5), percentile([1.0, 2.0, 3.0, 4.0], 0.95)
+    (2.0, 4.0)
+    """
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
