@@ -43,10 +43,9 @@ from handbook.config import ChunkingSettings, Settings, load_settings
 from handbook.language import detect_language
 from handbook.types import Chunk, Document, Language
 from ingestion.base import EMBEDDERS, Embedder
-from ingestion.chunking import chunk_document, count_tokens, embedding_text
+from ingestion.chunking import chunk_document, chunk_language, count_tokens
 from ingestion.loaders import load_document
-from ingestion.pipeline import doc_id_for, file_sha256
-from retrieval import sparse
+from ingestion.pipeline import EMBED_BATCH, doc_id_for, file_sha256, store_chunks
 from retrieval.base import STORES
 from retrieval.search import Retriever
 
@@ -316,9 +315,7 @@ def to_chunks(pieces: Sequence[Piece], languages: dict[Path, Language]) -> list[
     """Chunks as Handbook's chunker makes them from a piece (same id, language rule)."""
     chunks: dict[str, Chunk] = {}
     for ordinal, p in enumerate(pieces):
-        language = languages.get(p.path) or detect_language(p.text)
-        if len(p.text) > 200:
-            language = detect_language(p.text, language, sample=800)
+        language = chunk_language(p.text, languages.get(p.path) or detect_language(p.text))
         chunk = Chunk(
             doc_id_for(p.path), ordinal, p.text, p.title, str(p.path), p.page, p.heading_path,
             language,
@@ -340,12 +337,8 @@ async def measure(
         store = STORES.create(settings.store.backend, settings.store, Path(folder) / "store")
         await store.open(embedder.dim)
         started = time.perf_counter()
-        for i in range(0, len(chunks), 64):
-            batch = chunks[i : i + 64]
-            texts = [embedding_text(c) for c in batch]
-            dense = await embedder.embed_documents(texts)
-            lexical = [sparse.encode(t, c.language) for t, c in zip(texts, batch, strict=True)]
-            await store.upsert(batch, dense, lexical)
+        for i in range(0, len(chunks), EMBED_BATCH):
+            await store_chunks(embedder, store, chunks[i : i + EMBED_BATCH])
         row = Row(name, len(chunks), statistics.mean(len(c.text) for c in chunks),
                   read_chunk_s, time.perf_counter() - started)  # fmt: skip
         retriever = Retriever(embedder, store, settings.retrieval)

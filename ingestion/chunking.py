@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from handbook.config import ChunkingSettings
 from handbook.language import detect_language
 from handbook.text import sentences
-from handbook.types import Chunk, Document, Section
+from handbook.types import Chunk, Document, Language, Section
 from ingestion.tables import headers
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -206,13 +206,17 @@ def _make(document: Document, section: Section, text: str, ordinal: int) -> Chun
         heading_path=section.heading_path[1:]
         if section.heading_path[:1] == (document.title,)
         else section.heading_path,
-        # Per chunk: manuals mix languages (an English table in a German handbook).
-        # 800 characters decide the language; more only costs time (it is per chunk).
-        language=(
-            detect_language(text, document.language, sample=800)
-            if len(text) > 200
-            else document.language
-        ),
+        language=chunk_language(text, document.language),
+    )
+
+
+def chunk_language(text: str, document_language: Language) -> Language:
+    """Per chunk: manuals mix languages (an English table in a German handbook). A short chunk
+    keeps its document's; 800 characters decide, more only costs time (it is per chunk)."""
+    return (
+        detect_language(text, document_language, sample=800)
+        if len(text) > 200
+        else document_language
     )
 
 

@@ -15,7 +15,7 @@ import errno
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -183,6 +183,18 @@ class _Pending:
     note: str = ""
 
 
+async def store_chunks(embedder: Embedder, store: VectorStore, chunks: Sequence[Chunk]) -> None:
+    """Embed one batch of chunks (dense and lexical) and write it to the store."""
+    texts = [embedding_text(c) for c in chunks]
+
+    def lexical() -> list[SparseVector]:
+        return [sparse.encode(text, c.language) for text, c in zip(texts, chunks, strict=True)]
+
+    dense = await embedder.embed_documents(texts)
+    vectors = await asyncio.to_thread(lexical)
+    await store.upsert(chunks, dense, vectors)
+
+
 class Indexer:
     def __init__(
         self,
@@ -319,15 +331,7 @@ class Indexer:
         )
 
     async def _store_batch(self, batch: list[tuple[_Pending, Chunk]], progress: Progress) -> None:
-        chunks = [c for _, c in batch]
-        texts = [embedding_text(c) for c in chunks]
-
-        def lexical() -> list[SparseVector]:
-            return [sparse.encode(text, c.language) for text, c in zip(texts, chunks, strict=True)]
-
-        dense = await self._embedder.embed_documents(texts)
-        vectors = await asyncio.to_thread(lexical)
-        await self._store.upsert(chunks, dense, vectors)
+        await store_chunks(self._embedder, self._store, [c for _, c in batch])
         for pending, _ in batch:
             pending.stored += 1
         progress.chunks_done(len(batch))
