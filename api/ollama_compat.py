@@ -30,7 +30,7 @@ from api import schemas
 from api.conversation import conversation, question, sources
 from api.routes import MODEL_ID
 from api.services import READER, Services, Svc, authorize
-from generation.answer import AnswerEvent, Done, Replaced, Token
+from generation.events import AnswerEvent, Done, Replaced, Token
 from generation.history import History
 from handbook.types import Answer
 

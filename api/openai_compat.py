@@ -22,7 +22,7 @@ from api import schemas
 from api.conversation import conversation, sources
 from api.routes import ERRORS, MODEL_ID
 from api.services import READER, Svc, authorize
-from generation.answer import Done, Replaced, Token
+from generation.events import Done, Replaced, Token
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 

@@ -15,7 +15,7 @@ from api import schemas
 from api.auth import Principal, Role
 from api.services import ADMIN, READER, Svc, User, authorize
 from api.uploads import CHUNK, safe_name, save
-from generation.answer import Done, Summarized
+from generation.events import Done, Summarized
 from generation.sessions import SessionInfo, SessionNotFound
 from handbook.types import Answer
 from ingestion.doc_registry import DocumentRecord

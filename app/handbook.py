@@ -18,16 +18,16 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from generation.answer import Answerer
-from generation.base import ChatModel
 from generation.residency import Residency
 from generation.sessions import Conversation, SessionStore
 from handbook.config import Settings
 from handbook.errors import ConfigError, NotIndexed, StoreLocked
+from handbook.protocols import ChatModel, Embedder, VectorStore
 from handbook.types import GraphContext, GraphMode, Language, SearchFilter
-from ingestion.base import EMBEDDERS, Embedder
+from ingestion.base import EMBEDDERS
 from ingestion.doc_registry import DocumentRegistry
 from ingestion.pipeline import Indexer
-from retrieval.base import STORES, VectorStore
+from retrieval.base import STORES
 from retrieval.search import Retriever
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.handbook import Handbook
-from generation.answer import Done, Retrieved, Token
+from generation.events import Done, Retrieved, Token
 from handbook.config import load_settings
 from handbook.types import Message
 

@@ -41,8 +41,9 @@ from eval.retrieval import Question, load_questions
 from eval.scoring import key_fact_recall
 from handbook.config import ChunkingSettings, Settings, load_settings
 from handbook.language import detect_language
+from handbook.protocols import Embedder
 from handbook.types import Chunk, Document, Language
-from ingestion.base import EMBEDDERS, Embedder
+from ingestion.base import EMBEDDERS
 from ingestion.chunking import chunk_document, chunk_language, count_tokens
 from ingestion.loaders import load_document
 from ingestion.pipeline import EMBED_BATCH, doc_id_for, file_sha256, store_chunks

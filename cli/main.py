@@ -288,7 +288,7 @@ async def _show(
 ) -> Answer | None:
     """Stream an answer's events to the terminal (or one JSON line); return the answer."""
     from cli.render import print_sources
-    from generation.answer import Done, Replaced, Token
+    from generation.events import Done, Replaced, Token
 
     answer = None
     async for event in events:

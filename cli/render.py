@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from handbook.types import Answer
     from ingestion.doc_registry import DocumentRecord
     from ingestion.graph_stage import GraphReport
-    from ingestion.lightrag_adapter import Yield
+    from ingestion.graph_yield import Yield
     from ingestion.pipeline import IndexReport
     from retrieval.search import SearchResult
 
@@ -252,7 +252,7 @@ def graph_stats_table(
     settings: Settings,
 ) -> None:
     from ingestion.graph_stage import low_yield_warning
-    from ingestion.lightrag_adapter import Yield
+    from ingestion.graph_yield import Yield
 
     console.print(f"{nodes} entities, {edges} relations.")
     if not yields:

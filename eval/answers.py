@@ -73,7 +73,7 @@ async def evaluate_answers(
     answerer: Answerer, questions: Sequence[Question], mode: AnswerMode
 ) -> AnswerScores:
     """Ask every question in `mode`, one after the other (latency is per answer)."""
-    from generation.answer import Done, Token
+    from generation.events import Done, Token
 
     results: list[AnswerResult] = []
     for question in questions:

@@ -260,7 +260,7 @@ async def run_model(
     services: OpenServices,
 ) -> None:
     """Ask `questions` not yet answered by `spec`; append each result to the run."""
-    from generation.answer import Done, Retrieved, Token
+    from generation.events import Done, Retrieved, Token
 
     done = run.done()
     todo = [q for q in questions if (spec, q.id) not in done]

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from generation.answerability import missing_terms
-from generation.base import ChatModel
 from generation.events import AnswerEvent, Done, Replaced, Retrieved, Summarized, Token
 from generation.extract import Extractor, compose
 from generation.grounding import check, numbers_supported, strip_markup
@@ -25,6 +24,7 @@ from generation.residency import Residency, Resident
 from generation.tasks import prefixed, route, route_with_model
 from handbook.config import AnswerSettings, ChatSettings, HistorySettings
 from handbook.errors import BackendUnavailable
+from handbook.protocols import ChatModel
 from handbook.types import (
     Answer,
     AnswerMode,
@@ -42,17 +42,6 @@ from retrieval.search import Retriever, SearchResult
 AnswerModeSetting = Literal["auto", "extract", "generate"]
 NEAREST = 3
 """Passages shown with a "not in the manuals" answer."""
-
-__all__ = [
-    "AnswerEvent",
-    "AnswerModeSetting",
-    "Answerer",
-    "Done",
-    "Replaced",
-    "Retrieved",
-    "Summarized",
-    "Token",
-]
 
 
 class RepeatGuard:

@@ -1,5 +1,4 @@
-"""The chat model registry; the `ChatModel` Protocol lives in the core (`handbook.protocols`)
-and is re-exported here."""
+"""The chat models by name. The `ChatModel` Protocol lives in the core (`handbook.protocols`)."""
 
 from __future__ import annotations
 
@@ -8,9 +7,6 @@ from pathlib import Path
 from handbook.backends import Backends
 from handbook.config import ChatSettings
 from handbook.protocols import ChatModel
-
-__all__ = ["CHAT_MODELS", "ChatModel"]
-
 
 CHAT_MODELS: Backends[ChatModel] = Backends("chat model")
 

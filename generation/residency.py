@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from generation.base import CHAT_MODELS, ChatModel
+from generation.base import CHAT_MODELS
 from handbook.config import ChatSettings, ResidencySettings
+from handbook.protocols import ChatModel
 
 
 class UsageLog(Protocol):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generation.answer import Answerer, AnswerEvent, Done, Summarized
+from generation.answer import Answerer
+from generation.events import AnswerEvent, Done, Summarized
 from generation.history import History, Turn
 from handbook.errors import HandbookError
 from handbook.sqlite import connect, transaction

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from handbook.types import Message, Role, Task
 
 if TYPE_CHECKING:
-    from generation.base import ChatModel
+    from handbook.protocols import ChatModel
 
 _TROUBLESHOOT = re.compile(
     r"\b(fault|error|fehler\w*|störung\w*|warn\w*|alarm\w*|defekt\w*|problem\w*"

@@ -1,16 +1,12 @@
-"""The embedder registry; the ingestion Protocols (`Embedder`, `Loader`) live in the core
-(`handbook.protocols`) and are re-exported here. The embedders' shared helpers live
-in `ingestion.embed_common`, which the backends import instead of this module (no circle)."""
+"""The embedders by name. The ingestion Protocols (`Embedder`, `Loader`) live in the core
+(`handbook.protocols`); the embedders' shared helpers in `ingestion.embed_common`, which the
+backends import instead of this module (no circle)."""
 
 from __future__ import annotations
 
 from handbook.backends import Backends
 from handbook.config import EmbedderSettings
-from handbook.protocols import Embedder, Loader, Vectors
-from ingestion.embed_common import BlockingEmbedder, normalise
-
-__all__ = ["EMBEDDERS", "BlockingEmbedder", "Embedder", "Loader", "Vectors", "normalise"]
-
+from handbook.protocols import Embedder
 
 EMBEDDERS: Backends[Embedder] = Backends("embedder")
 

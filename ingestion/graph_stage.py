@@ -19,7 +19,8 @@ from handbook.config import Settings
 from handbook.errors import BackendUnavailable, LoaderError
 from ingestion.chunking import chunk_document
 from ingestion.doc_registry import STAGE_VECTORS, DocumentRegistry
-from ingestion.lightrag_adapter import LightRagGraph, Yield
+from ingestion.graph_yield import Yield
+from ingestion.lightrag_adapter import LightRagGraph
 from ingestion.loaders import load_document
 from ingestion.progress import Progress
 

@@ -33,24 +33,9 @@ from handbook.protocols import ChatModel, Embedder, VectorStore
 from handbook.types import Chunk, GraphContext, GraphFact, GraphMode, Message, Role
 from ingestion.graph_replies import REPLIES, ReplyCache
 from ingestion.graph_yield import Yield, count_rows
-from ingestion.lightrag_shared import STORAGE_NAME, SharedStore, chunk_id_of, chunk_key
+from ingestion.lightrag_shared import STORAGE_NAME, SharedStore, chunk_id_of
 
 LANGUAGES = {"de": "German", "en": "English"}
-
-__all__ = [
-    "REPLIES",
-    "STORAGE_NAME",
-    "Calls",
-    "EntityView",
-    "LightRagGraph",
-    "RelationView",
-    "ReplyCache",
-    "Yield",
-    "chunk_id_of",
-    "chunk_key",
-    "count_rows",
-    "reset_graph",
-]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The store registry; the vector store and graph Protocols live in the core
-(`handbook.protocols`) and are re-exported here. The backends' shared helpers
-live in `retrieval.store_common`, which the backends import instead of this module (no circle)."""
+"""The vector stores by name. The vector store and graph Protocols live in the core
+(`handbook.protocols`); the backends' shared helpers in `retrieval.store_common`, which the
+backends import instead of this module (no circle)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,7 @@ from typing import Any
 
 from handbook.backends import Backends
 from handbook.config import StoreSettings
-from handbook.protocols import Dense, DenseCollection, GraphIndex, Hit, Point, Scored, VectorStore
-
-__all__ = [
-    "STORES",
-    "Dense",
-    "DenseCollection",
-    "GraphIndex",
-    "Hit",
-    "Point",
-    "Scored",
-    "VectorStore",
-]
-
+from handbook.protocols import VectorStore
 
 STORES: Backends[VectorStore] = Backends("vector store")
 

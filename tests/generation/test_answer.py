@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.handbook import Handbook
-from generation.answer import Done, Replaced, Token
+from generation.events import Done, Replaced, Token
 from handbook.errors import BackendUnavailable
 from handbook.types import Answer
 from tests.conftest import make_settings

@@ -12,7 +12,7 @@ import pytest
 
 from app.handbook import Handbook
 from bench.support.scripted_chat import remembers_names
-from generation.answer import Done, Summarized
+from generation.events import Done, Summarized
 from generation.history import Turn, fit, select
 from generation.residency import Residency
 from generation.sessions import SessionNotFound

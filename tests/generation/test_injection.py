@@ -22,10 +22,11 @@ from typing import ClassVar
 import pytest
 
 from app.handbook import Handbook
-from generation.answer import Done, Replaced
-from generation.base import CHAT_MODELS, ChatModel
+from generation.base import CHAT_MODELS
+from generation.events import Done, Replaced
 from generation.prompts import SYSTEM
 from handbook.config import ChatSettings
+from handbook.protocols import ChatModel
 from handbook.types import Answer, Message
 from tests.conftest import make_settings
 

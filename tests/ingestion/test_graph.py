@@ -221,7 +221,7 @@ def test_real_packaged_model_yield_is_reported_honestly(tmp_path: Path) -> None:
 def test_a_model_that_extracts_enough_gets_no_warning(settings: Settings) -> None:
     """The other side of the yield warning, at the threshold and above it."""
     from ingestion.graph_stage import low_yield_warning
-    from ingestion.lightrag_adapter import Yield
+    from ingestion.graph_yield import Yield
 
     enough = settings.graph.min_entities_per_chunk
     assert low_yield_warning(Yield(chunks=4, entities=int(4 * enough)), "m", settings) == ""

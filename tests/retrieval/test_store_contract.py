@@ -12,9 +12,10 @@ import pytest
 
 from handbook.config import StoreSettings
 from handbook.errors import ConfigError
+from handbook.protocols import VectorStore
 from handbook.types import Chunk, SearchFilter
 from retrieval import sparse
-from retrieval.base import STORES, VectorStore
+from retrieval.base import STORES
 
 DIM = 8
 
