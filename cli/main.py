@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands (`handbook --help` answers at o
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,6 +20,7 @@ from cli.common import MODES, State, run
 if TYPE_CHECKING:
     from app.handbook import Handbook
     from generation.answer import AnswerModeSetting
+    from generation.events import AnswerEvent
     from handbook.config import Settings
     from handbook.types import Answer, RetrievalMode, SearchFilter
 
@@ -341,16 +343,14 @@ def ask(
 
     async def work(hb: Handbook) -> None:
         where = _filter(docs, lang, hb)
-        options = {"k": k, "where": where, "mode": mode, "answer_mode": answer_mode}
+        stream: Callable[..., AsyncIterator[AnswerEvent]]
         if session is not None:
-            conversation = await hb.conversation()
-            for q in questions:
-                await _show(conversation.stream(session, q, **options), as_json=as_json)
+            stream = functools.partial((await hb.conversation()).stream, session)
         else:
-            answerer = await hb.answerer()
-            for q in questions:
-                events = answerer.stream(q, k=k, where=where, mode=mode, answer_mode=answer_mode)
-                await _show(events, as_json=as_json)
+            stream = (await hb.answerer()).stream
+        for q in questions:
+            events = stream(q, k=k, where=where, mode=mode, answer_mode=answer_mode)
+            await _show(events, as_json=as_json)
 
     run(ctx, work)
 

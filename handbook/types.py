@@ -206,7 +206,7 @@ class Citation(SearchHit):
     @classmethod
     def numbered(cls, passages: Sequence[Passage]) -> tuple[Citation, ...]:
         """The passages as citations [1], [2], ... in their order."""
-        return tuple(cls(**SearchHit.of(p).to_dict(), n=n) for n, p in enumerate(passages, start=1))
+        return tuple(cls(n=n, **vars(SearchHit.of(p))) for n, p in enumerate(passages, start=1))
 
     def label(self, language: Language = "en") -> str:
         """`[n] Title, p. 2, Section`: how a citation is named to a reader."""
