@@ -105,7 +105,7 @@ class RequestLimits:
         head = len(scope.get("raw_path", b"")) + len(scope["query_string"])
         head += sum(len(name) + len(value) + 4 for name, value in headers)
         if len(headers) > self.max_headers or head > self.head:
-            await _send_error(send, _HeadersTooLarge(self.head, self.max_headers))
+            await _send_error(send, HeadersTooLarge(self.head, self.max_headers))
             return
         limit = self.upload if scope["path"] == UPLOAD_ROUTE else self.body
         declared = dict(headers).get(b"content-length")
@@ -165,7 +165,7 @@ class _TimedOut(HTTPException):
         )
 
 
-class _HeadersTooLarge(HTTPException):
+class HeadersTooLarge(HTTPException):
     def __init__(self, size: int, count: int) -> None:
         super().__init__(
             431,

@@ -5,12 +5,15 @@ connections open by sending them slowly, or nothing at all (slowloris). It also 
 of a request head only while the head is incomplete in its buffer: a complete 100 KB head that
 arrives in one read passes. Here the head gets a deadline (`api.header_timeout_s`), h11 a bound
 (`api.max_header_kb`), the number of connections a cap (`api.max_connections`), and
-`RequestLimits` (api/app.py) checks a complete head's size and header count.
+`RequestLimits` (api/app.py) checks a complete head's size and header count. Whether a large head
+is still incomplete when h11 looks depends on how the network split it, so both refusals are the
+same answer: 431 with the API's JSON error (uvicorn's own is a plain-text 400).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import h11
@@ -24,6 +27,8 @@ class HeadDeadlineProtocol(H11Protocol):
     `head_timeout` seconds after it opened or after its previous response."""
 
     head_timeout = 10.0
+    max_head = 64 * 1024  # h11's bound on an incomplete head (h11_max_incomplete_event_size)
+    head_too_large: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")  # RequestLimits' 431
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
@@ -44,6 +49,20 @@ class HeadDeadlineProtocol(H11Protocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to whatever h11 refuses. A head that grew past `max_head` before
+        its blank line gets RequestLimits' 431 instead; anything else, uvicorn's plain 400."""
+        buffered, _ = self.conn.trailing_data
+        if len(buffered) <= self.max_head or _BLANK_LINE.search(buffered):
+            super().send_400_response(msg)
+            return
+        headers, body = self.head_too_large
+        response = h11.Response(status_code=431, headers=headers,
+                                reason=b"Request Header Fields Too Large")  # fmt: skip
+        for event in (response, h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
@@ -60,9 +79,25 @@ class HeadDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-def protocol(head_timeout: float) -> type[HeadDeadlineProtocol]:
-    """The protocol class with this deadline (uvicorn builds one instance per connection)."""
-    return type("HeadDeadline", (HeadDeadlineProtocol,), {"head_timeout": head_timeout})
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a head, as h11 finds it
+
+
+def protocol(settings: Settings) -> type[HeadDeadlineProtocol]:
+    """The protocol class with these limits (uvicorn builds one instance per connection)."""
+    from api.app import HTTP_CODES, HeadersTooLarge, error
+
+    api = settings.api
+    refusal = HeadersTooLarge(api.max_header_kb * 1024, api.max_headers)
+    response = error(431, HTTP_CODES[431], refusal.detail, refusal.headers)
+    return type(
+        "HeadDeadline",
+        (HeadDeadlineProtocol,),
+        {
+            "head_timeout": api.header_timeout_s,
+            "max_head": api.max_header_kb * 1024,
+            "head_too_large": (response.raw_headers, response.body),
+        },
+    )
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
@@ -92,7 +127,7 @@ def _run(uvicorn: Any, app: Any, settings: Settings, host: str, port: int) -> No
         app,
         host=host,
         port=port,
-        http=protocol(api.header_timeout_s),
+        http=protocol(settings),
         h11_max_incomplete_event_size=api.max_header_kb * 1024,
         limit_concurrency=api.max_connections,
         server_header=False,

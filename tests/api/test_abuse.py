@@ -475,11 +475,20 @@ def test_oversized_request_heads_get_431(server: Server, headers: list[bytes]) -
     alive(server)
 
 
-def test_an_oversized_head_arriving_slowly_is_cut_by_the_parser(server: Server) -> None:
-    """Incomplete in the parser's buffer, so h11 refuses it (plain text) before the app."""
+def test_an_oversized_head_arriving_slowly_gets_the_same_431(server: Server) -> None:
+    """Incomplete in the parser's buffer, so h11 refuses it before the app: the same answer as
+    a complete one, whichever way the network split the bytes."""
     head = request("GET", "/v1/documents", AUTH, b"X-Big: " + b"a" * 100_000)
     answer = raw(server, [head[i : i + 8192] for i in range(0, len(head), 8192)], pause=0.01)
-    assert answer.status == 400 or answer.status is None, answer
+    assert_refused(answer, 431, "headers_too_large")
+    assert "api.max_header_kb" in answer.json()["message"]
+    assert answer.headers["connection"] == "close"
+    alive(server)
+
+
+def test_a_malformed_head_still_gets_uvicorns_400(server: Server) -> None:
+    answer = raw(server, b"GET /v1/documents HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n")
+    assert answer.status == 400 and answer.body == b"Invalid HTTP request received.", answer
     alive(server)
 
 
