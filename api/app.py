@@ -30,6 +30,7 @@ from api.auth import LOOPBACK, KeyRing, KeysBeforeBody, LoopbackHosts, Role, Rol
 from api.jobs import IndexJobs
 from api.mcp_http import HttpEndpoint
 from api.services import Services
+from api.slots import RETRY_AFTER_S, AnswerSlots, SlotsBusy
 from api.uploads import UploadRejected, restore_kept
 from app.handbook import Handbook, HomeLock
 from generation.sessions import SessionNotFound
@@ -198,7 +199,7 @@ def create_app(
                 settings,
                 hb,
                 jobs,
-                asyncio.Semaphore(settings.api.max_concurrent_answers),
+                AnswerSlots.of(settings.api),
                 time.time(),
                 keys,
             )
@@ -306,7 +307,8 @@ def _error_handlers(app: FastAPI) -> None:
             if isinstance(exc, kind):
                 if isinstance(exc, UploadRejected):
                     status = exc.status
-                return error(status, code, str(exc))
+                busy = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, SlotsBusy) else None
+                return error(status, code, str(exc), busy)
         raise AssertionError("HandbookError is in STATUS")
 
     @app.exception_handler(HTTPException)  # FastAPI's and Starlette's (routing, parsing)

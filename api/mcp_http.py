@@ -9,11 +9,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from api.mcp_server import build_server
-from handbook.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
+    from api.slots import AnswerSlots
     from app.handbook import Handbook
 
 
@@ -27,15 +27,10 @@ class ServedHandbook:
     async def use(self) -> AsyncIterator[Handbook]:
         yield self._app.state.services.handbook
 
-    @asynccontextmanager
-    async def answer_slot(self) -> AsyncIterator[None]:
-        from fastapi import HTTPException
-
-        try:
-            async with self._app.state.services.answer_slot():
-                yield
-        except HTTPException as exc:  # all slots busy: a 503 for the REST routes
-            raise BackendUnavailable(str(exc.detail)) from None
+    @property
+    def slots(self) -> AnswerSlots:
+        slots: AnswerSlots = self._app.state.services.slots
+        return slots
 
 
 class HttpEndpoint:

@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.schemas import MAX_DOCS, MAX_K, QUESTION_CHARS, DocumentOut
+from api.slots import AnswerSlots
 from handbook import version
 from handbook.errors import HandbookError
 from handbook.types import Citation, SearchHit
@@ -118,14 +119,15 @@ class Documents(BaseModel):
 
 
 class Library(Protocol):
-    """What the tools need: the Handbook while they use it, and a slot for an answer."""
+    """What the tools need: the Handbook while they use it, and the answer slots."""
 
     def use(self) -> AbstractAsyncContextManager[Handbook]:
         """The Handbook, for one call (opened first, where the library opens it)."""
         ...
 
-    def answer_slot(self) -> AbstractAsyncContextManager[None]:
-        """One of `api.max_concurrent_answers` slots; a `HandbookError` if none frees up."""
+    @property
+    def slots(self) -> AnswerSlots:
+        """`api.max_concurrent_answers` slots; `SlotsBusy` if none frees up in time."""
         ...
 
 
@@ -142,7 +144,7 @@ class OwnHandbook:
         self._guard = asyncio.Lock()
         self._users = 0
         self._release: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(settings.api.max_concurrent_answers)
+        self.slots = AnswerSlots.of(settings.api)
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Handbook]:
@@ -171,11 +173,6 @@ class OwnHandbook:
                          self._release_after)  # fmt: skip
                 await self.aclose()
 
-    @asynccontextmanager
-    async def answer_slot(self) -> AsyncIterator[None]:
-        async with self._slots:
-            yield
-
     async def aclose(self) -> None:
         if self._release is not None and self._release is not asyncio.current_task():
             self._release.cancel()
@@ -200,7 +197,7 @@ async def ask(library: Library, args: AskArguments) -> AnswerResult:
     async with library.use() as hb:
         where = hb.search_filter(args.documents, args.language)
         answerer = await hb.answerer()
-        async with library.answer_slot():
+        async with library.slots.hold():
             answer = await answerer.ask(args.question, where=where)
     return AnswerResult(**answer.to_dict())
 

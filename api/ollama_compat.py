@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,46 +112,43 @@ async def respond(
     events = (await svc.handbook.answerer()).stream(asked, history=history)
     timing = Timing()
     if not stream:
-        async with svc.answer_slot():
-            async for event in events:
-                if isinstance(event, Token):
-                    timing.piece()
-                elif isinstance(event, Done):
-                    content = with_sources(event.answer.answer, event.answer)
-                    return {**timing.final(model, event.answer), **part(content)}
-        raise HTTPException(500, "The answer ended without a result.")
-    lines = ndjson(svc, events, model, part, timing)
-    await anext(lines)  # the slot is held (or the 503 is raised here, as a status)
-    return StreamingResponse(lines, media_type="application/x-ndjson")
+
+        def count(event: AnswerEvent) -> None:
+            if isinstance(event, Token):
+                timing.piece()
+
+        answer = await svc.slots.answer(events, count)
+        content = with_sources(answer.answer, answer)
+        return {**timing.final(model, answer), **part(content)}
+    held = await svc.slots.take(events)
+    return StreamingResponse(ndjson(held, model, part, timing), media_type="application/x-ndjson")
 
 
 async def ndjson(
-    svc: Services, events: AsyncIterator[AnswerEvent], model: str, part: Part, timing: Timing
+    events: AsyncGenerator[AnswerEvent, None], model: str, part: Part, timing: Timing
 ) -> AsyncIterator[str]:
     from handbook.errors import HandbookError
 
     def line(data: dict[str, Any]) -> str:
         return json.dumps(data, ensure_ascii=False) + "\n"
 
-    async with svc.answer_slot():
-        yield ""  # not sent: tells `respond` that the slot is held
-        try:
-            async for event in events:
-                if isinstance(event, Token):
-                    timing.piece()
-                    yield line({"model": model, "created_at": now(), **part(event.text),
-                                "done": False})  # fmt: skip
-                elif isinstance(event, Replaced):
-                    # Streamed text cannot be taken back: the correction follows it.
-                    yield line({"model": model, "created_at": now(),
-                                **part(f"\n\n{event.text}"), "done": False})  # fmt: skip
-                elif isinstance(event, Done):
-                    tail = with_sources("", event.answer)
-                    yield line({**timing.final(model, event.answer), **part(tail)})
-        except (HandbookError, HTTPException) as exc:
-            yield line({"error": exc.detail if isinstance(exc, HTTPException) else str(exc)})
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    try:
+        async for event in events:
+            if isinstance(event, Token):
+                timing.piece()
+                yield line({"model": model, "created_at": now(), **part(event.text),
+                            "done": False})  # fmt: skip
+            elif isinstance(event, Replaced):
+                # Streamed text cannot be taken back: the correction follows it.
+                yield line({"model": model, "created_at": now(),
+                            **part(f"\n\n{event.text}"), "done": False})  # fmt: skip
+            elif isinstance(event, Done):
+                tail = with_sources("", event.answer)
+                yield line({**timing.final(model, event.answer), **part(tail)})
+    except HandbookError as exc:
+        yield line({"error": str(exc)})
+    finally:
+        await events.aclose()
 
 
 def loaded(model: str, part: Part) -> dict[str, Any]:

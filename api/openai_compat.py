@@ -47,25 +47,22 @@ async def chat_completions(body: schemas.ChatRequest, svc: Svc) -> Any:
     ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
-        async with svc.answer_slot():
-            async for event in events:
-                if isinstance(event, Done):
-                    answer = event.answer
-                    return {
-                        "id": ident,
-                        "object": "chat.completion",
-                        "created": created,
-                        "model": MODEL_ID,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": answer.answer},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "sources": sources(answer),
-                    }
-        raise HTTPException(500, "The answer ended without a result.")
+        answer = await svc.slots.answer(events)
+        return {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": MODEL_ID,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.answer},
+                    "finish_reason": "stop",
+                }
+            ],
+            "sources": sources(answer),
+        }
+    held = await svc.slots.take(events)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         data = {
@@ -82,22 +79,20 @@ async def chat_completions(body: schemas.ChatRequest, svc: Svc) -> Any:
         from handbook.errors import HandbookError
 
         try:
-            async with svc.answer_slot():
-                yield chunk({"role": "assistant", "content": ""})
-                async for event in events:
-                    if isinstance(event, Token):
-                        yield chunk({"content": event.text})
-                    elif isinstance(event, Replaced):
-                        # Streamed text cannot be taken back: the correction follows it.
-                        yield chunk({"content": f"\n\n{event.text}"})
-                    elif isinstance(event, Done):
-                        yield chunk({}, "stop", sources=sources(event.answer))
-        except (HandbookError, HTTPException) as exc:
-            message = exc.detail if isinstance(exc, HTTPException) else str(exc)
-            error = {"message": message, "type": type(exc).__name__}
+            yield chunk({"role": "assistant", "content": ""})
+            async for event in held:
+                if isinstance(event, Token):
+                    yield chunk({"content": event.text})
+                elif isinstance(event, Replaced):
+                    # Streamed text cannot be taken back: the correction follows it.
+                    yield chunk({"content": f"\n\n{event.text}"})
+                elif isinstance(event, Done):
+                    yield chunk({}, "stop", sources=sources(event.answer))
+        except HandbookError as exc:
+            error = {"message": str(exc), "type": type(exc).__name__}
             yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
         finally:
-            await events.aclose()  # type: ignore[attr-defined]  # an async generator
+            await held.aclose()
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream")

@@ -65,29 +65,24 @@ async def ask(body: schemas.AskRequest, svc: Svc, user: User) -> Any:
     else:
         events = (await hb.answerer()).stream(body.question, **options)
     if not body.stream:
-        async with svc.answer_slot():
-            async for event in events:
-                if isinstance(event, Done):
-                    return answer_out(event.answer, body.session)
-        raise HTTPException(500, "The answer ended without a result.")
+        return answer_out(await svc.slots.answer(events), body.session)
+    held = await svc.slots.take(events)
 
     async def stream() -> AsyncIterator[str]:
         from handbook.errors import HandbookError
 
         try:
-            async with svc.answer_slot():
-                async for event in events:
-                    if isinstance(event, Summarized):  # the session keeps it
-                        continue
-                    data = event.to_dict()
-                    if isinstance(event, Done):
-                        data["session"] = body.session
-                    yield sse(event.name, data)
-        except (HandbookError, HTTPException) as exc:
-            message = exc.detail if isinstance(exc, HTTPException) else str(exc)
-            yield sse("error", {"error": type(exc).__name__, "message": message})
+            async for event in held:
+                if isinstance(event, Summarized):  # the session keeps it
+                    continue
+                data = event.to_dict()
+                if isinstance(event, Done):
+                    data["session"] = body.session
+                yield sse(event.name, data)
+        except HandbookError as exc:
+            yield sse("error", {"error": type(exc).__name__, "message": str(exc)})
         finally:
-            await events.aclose()  # type: ignore[attr-defined]  # an async generator
+            await held.aclose()
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 

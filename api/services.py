@@ -1,11 +1,8 @@
 """What the routes use: the composition root's services, auth (users and roles), and answer
-slots."""
+slots (`api.slots`)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -14,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import LOCAL, ROLE_KEY, UNAUTHORIZED, KeyRing, Principal, Role, forbidden
 from api.jobs import IndexJobs
+from api.slots import AnswerSlots
 from app.handbook import Handbook
 from handbook.config import Settings
 
@@ -23,25 +21,9 @@ class Services:
     settings: Settings
     handbook: Handbook
     jobs: IndexJobs
-    answer_slots: asyncio.Semaphore
+    slots: AnswerSlots
     started: float
     keys: KeyRing
-
-    @asynccontextmanager
-    async def answer_slot(self) -> AsyncIterator[None]:
-        """One of `api.max_concurrent_answers` slots, or a 503 after `api.queue_timeout_s`."""
-        try:
-            await asyncio.wait_for(self.answer_slots.acquire(), self.settings.api.queue_timeout_s)
-        except TimeoutError:
-            raise HTTPException(
-                503,
-                "All answer slots are busy; try again shortly (api.max_concurrent_answers).",
-                headers={"Retry-After": "5"},
-            ) from None
-        try:
-            yield
-        finally:
-            self.answer_slots.release()
 
 
 def services(request: Request) -> Services:

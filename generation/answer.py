@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -158,7 +158,7 @@ class Answerer:
         mode: RetrievalMode = "hybrid",
         history: History | None = None,
         answer_mode: AnswerModeSetting | None = None,
-    ) -> AsyncIterator[AnswerEvent]:
+    ) -> AsyncGenerator[AnswerEvent, None]:
         """Events: the retrieval result, then answer tokens, then the finished answer.
 
         Three steps: prepare (retrieval, routing, the spans that answer), answer (the manuals'
@@ -411,7 +411,7 @@ class Answerer:
                 if isinstance(event, Done):
                     return event.answer
         finally:
-            await events.aclose()  # type: ignore[attr-defined]  # cancelled: the model stops now
+            await events.aclose()  # cancelled: the model stops now
         raise AssertionError("stream ended without a Done event")
 
 

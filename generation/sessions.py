@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,7 @@ class Conversation:
 
     async def stream(
         self, session_id: str, question: str, **kwargs: Any
-    ) -> AsyncIterator[AnswerEvent]:
+    ) -> AsyncGenerator[AnswerEvent, None]:
         history = self._store.history(session_id)
         summary: tuple[str, int] | None = None
         async for event in self._answerer.stream(question, history=history, **kwargs):

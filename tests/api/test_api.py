@@ -108,6 +108,13 @@ def test_search_and_graph_mode_errors(server: Server) -> None:
         assert no_graph.status_code == 409 and "graph build" in no_graph.json()["message"]
         unknown = client.post("/v1/search", json={"query": "Timer", "docs": ["nope.pdf"]})
         assert unknown.status_code == 409 and "nope.pdf" in unknown.json()["message"]
+        # An answer that cannot start is the same status streamed or not: the stream's first
+        # event is ready before its response starts.
+        for streamed in (False, True):
+            body = {"question": "Timer", "mode": "local", "stream": streamed}
+            cannot = client.post("/v1/ask", json=body)
+            assert cannot.status_code == 409, (streamed, cannot.text)
+            assert "graph build" in cannot.json()["message"]
 
 
 def test_sessions_keep_the_conversation(server: Server) -> None:

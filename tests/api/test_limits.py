@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from tests.api.conftest import KEY, Server, start
 
 ALLOWED = "http://allowed.example"
 SLOW = "What is the maximum pressure of the HP-200 press?"  # found: the model answers
-MAX_CONNECTIONS = 5  # the slot test holds one and sends three at once
+MAX_CONNECTIONS = 7  # the slot test holds one and sends five at once
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,9 @@ def server(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
     """One slot, 0.5 s of queue: a second question while the first is answered waits that
-    long, then gets 503 with Retry-After; the first is answered; the slot is free afterwards."""
+    long, then gets 503 with Retry-After, on every answering route, streamed or not (a stream
+    is refused with the status, before it starts); the first is answered; the slot is free
+    afterwards."""
     first: dict[str, httpx.Response] = {}
     streaming = threading.Event()
 
@@ -66,22 +69,28 @@ def test_a_busy_answer_slot_gives_503_with_retry_after(server: Server) -> None:
     try:
         assert streaming.wait(120), "the first answer started"
         chat = {"model": "handbook", "messages": [{"role": "user", "content": SLOW}]}
-        with server.client() as client, ThreadPoolExecutor(3) as pool:
+        requests: list[tuple[str, dict[str, Any]]] = [
+            ("/v1/ask", {"question": SLOW}),
+            ("/v1/ask", {"question": SLOW, "stream": True}),
+            ("/v1/chat/completions", chat),
+            ("/v1/chat/completions", {**chat, "stream": True}),
+            ("/api/chat", chat),  # Ollama's: streamed by default
+        ]
+        with server.client() as client, ThreadPoolExecutor(len(requests)) as pool:
             # All at once, so all wait within the first answer's time.
-            asked = pool.submit(client.post, "/v1/ask", json={"question": SLOW})
-            chatted = pool.submit(client.post, "/v1/chat/completions", json=chat)
-            streamed = pool.submit(client.post, "/api/chat", json=chat)  # Ollama's: streamed
-            refused, refused_chat = asked.result(), chatted.result()
-            refused_ollama = streamed.result()
+            asked = [pool.submit(client.post, path, json=body) for path, body in requests]
+            refused = [future.result() for future in asked]
     finally:
         thread.join(300)
-    assert refused.status_code == 503, refused.text
-    assert refused.headers["retry-after"] == "5"
-    assert refused.json()["error"] == "unavailable" and "max_concurrent_answers" in refused.text
-    assert refused_chat.status_code == 503 and refused_chat.headers["retry-after"] == "5"
-    # A stream is refused with the status, before it starts, in Ollama's error shape.
-    assert refused_ollama.status_code == 503 and refused_ollama.headers["retry-after"] == "5"
-    assert "max_concurrent_answers" in refused_ollama.json()["error"]
+    for (path, body), response in zip(requests, refused, strict=True):
+        where = (path, body.get("stream"), response.text)
+        assert response.status_code == 503 and response.headers["retry-after"] == "5", where
+        problem = response.json()
+        if path.startswith("/api/"):  # Ollama's error shape
+            assert "max_concurrent_answers" in problem["error"], where
+        else:
+            assert problem["error"] == "unavailable", where
+            assert "max_concurrent_answers" in problem["message"], where
     assert first["response"].status_code == 200
     with server.client() as client:
         again = client.post("/v1/ask", json={"question": "Who won the 1954 World Cup?"})
