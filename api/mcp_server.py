@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
     from app.handbook import Handbook
     from handbook.config import Settings
-    from ingestion.doc_registry import DocumentRecord
 
 log = logging.getLogger("handbook.mcp")
 DOCUMENT_URI = "handbook://documents/{doc}"
@@ -205,13 +204,7 @@ async def ask(library: Library, args: AskArguments) -> AnswerResult:
 async def list_documents(library: Library, args: NoArguments) -> Documents:
     async with library.use() as hb:
         records = hb.registry.all()
-    return Documents(documents=[DocumentOut(**document_out(r)) for r in records])
-
-
-def document_out(record: DocumentRecord) -> dict[str, Any]:
-    from api.routes import document_out as shape  # the shape of GET /v1/documents
-
-    return shape(record)
+    return Documents(documents=[DocumentOut.of(r) for r in records])
 
 
 @dataclass(frozen=True)
@@ -302,7 +295,7 @@ async def resource_list(library: Library) -> list[types.Resource]:
     return [
         types.Resource(
             uri=document_uri(r.doc_id),
-            name=document_out(r)["name"],
+            name=DocumentOut.of(r).name,
             title=r.title,
             description=f"{r.title}: {r.format}, {r.language}, "
             f"{r.pages or '?'} pages, {r.chunks} passages",
@@ -345,7 +338,8 @@ async def _document(hb: Handbook, doc_id: str) -> dict[str, Any]:
     found = await store.get(sorted(await store.chunk_ids(doc_id)))
     chunks = sorted((chunk for chunk, _ in found), key=lambda c: c.ordinal)
     passages = [{"page": c.page, "section": c.section, "text": c.text} for c in chunks]
-    return {**document_out(record), "uri": document_uri(doc_id), "passages": passages}
+    shown = DocumentOut.of(record).model_dump()
+    return {**shown, "uri": document_uri(doc_id), "passages": passages}
 
 
 # --- the server -------------------------------------------------------------------------------

@@ -100,24 +100,9 @@ async def search(body: schemas.SearchRequest, svc: Svc) -> Any:
 # --- documents -----------------------------------------------------------------------------
 
 
-def document_out(record: DocumentRecord) -> dict[str, Any]:
-    return {
-        "id": record.doc_id,
-        "name": Path(record.path).name,
-        "title": record.title,
-        "format": record.format,
-        "language": record.language,
-        "size": record.size,
-        "chunks": record.chunks,
-        "indexed": record.indexed,
-        "pages": record.pages,
-        "updated_at": record.updated_at,
-    }
-
-
 @router.get("/documents", **READER, response_model=list[schemas.DocumentOut], responses=ERRORS)
 async def list_documents(svc: Svc) -> Any:
-    return [document_out(r) for r in svc.handbook.registry.all()]
+    return [schemas.DocumentOut.of(r) for r in svc.handbook.registry.all()]
 
 
 def _document(svc: Svc, doc_id: str) -> DocumentRecord:
@@ -129,7 +114,7 @@ def _document(svc: Svc, doc_id: str) -> DocumentRecord:
 
 @router.get("/documents/{doc_id}", **READER, response_model=schemas.DocumentOut, responses=ERRORS)
 async def get_document(doc_id: str, svc: Svc) -> Any:
-    return document_out(_document(svc, doc_id))
+    return schemas.DocumentOut.of(_document(svc, doc_id))
 
 
 @router.delete("/documents/{doc_id}", **ADMIN, response_model=schemas.Deleted, responses=ERRORS)

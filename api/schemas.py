@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from handbook.types import Answer, RetrievalMode, SearchHit
+from ingestion.doc_registry import DocumentRecord
 from retrieval.search import Fact
 
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -82,6 +84,22 @@ class DocumentOut(BaseModel):
     )
     pages: int | None
     updated_at: float
+
+    @classmethod
+    def of(cls, record: DocumentRecord) -> DocumentOut:
+        """A registry record as `GET /v1/documents` and MCP's `list_documents` show it."""
+        return cls(
+            id=record.doc_id,
+            name=Path(record.path).name,
+            title=record.title,
+            format=record.format,
+            language=record.language,
+            size=record.size,
+            chunks=record.chunks,
+            indexed=record.indexed,
+            pages=record.pages,
+            updated_at=record.updated_at,
+        )
 
 
 class JobOut(BaseModel):
