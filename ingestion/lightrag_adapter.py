@@ -33,7 +33,7 @@ from handbook.protocols import ChatModel, Embedder, VectorStore
 from handbook.types import Chunk, GraphContext, GraphFact, GraphMode, Message, Role
 from ingestion.graph_replies import REPLIES, ReplyCache
 from ingestion.graph_yield import Yield, count_rows
-from ingestion.lightrag_shared import STORAGE_NAME, SharedStore, chunk_id_of
+from ingestion.lightrag_shared import STORAGE_NAME, SharedStore, chunk_id_of, chunk_key
 
 LANGUAGES = {"de": "German", "en": "English"}
 
@@ -274,7 +274,7 @@ class LightRagGraph:
     async def _yield_of(self, doc_id: str, chunks: Sequence[Chunk]) -> Yield:
         """Count the extraction replies LightRAG kept for each chunk (cached ones included)."""
         rag = self._rag
-        stored = await rag.text_chunks.get_by_ids([f"{doc_id}-{c.id}" for c in chunks])
+        stored = await rag.text_chunks.get_by_ids([chunk_key(doc_id, c.id) for c in chunks])
         keys = [key for entry in stored if entry for key in entry.get("llm_cache_list", [])]
         found = Yield()
         for entry in await rag.llm_response_cache.get_by_ids(keys):
