@@ -230,7 +230,7 @@ def create_app(
     _error_handlers(app)
     app.add_middleware(KeysBeforeBody)  # inside RequestLimits: 431 before 401
     app.add_middleware(RequestLimits, settings=settings)
-    app.add_middleware(ollama_compat.OllamaErrors)  # outside: every /api error in its shape
+    app.add_middleware(ollama_compat.OllamaWire)  # outside: every /api error in its shape
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -10,7 +10,9 @@ also carries them as the extra field `sources`, as on the OpenAI route.
 
 Streams are NDJSON, Ollama's default (`stream` is true unless the client says false); an error
 after the stream began is a last line `{"error": "..."}`, which the `ollama` clients raise.
-Errors before it are `{"error": "..."}` with their status (`OllamaErrors`), Ollama's shape.
+Errors before it are `{"error": "..."}` with their status (`OllamaWire`), Ollama's shape.
+Request bodies are JSON whatever their Content-Type, as for Ollama: its documentation's
+`curl ... -d '{...}'` sends them as a form.
 """
 
 from __future__ import annotations
@@ -255,9 +257,10 @@ async def heartbeat() -> Response:
     return Response()
 
 
-class OllamaErrors:
-    """Handbook's JSON errors (`{"error": code, "message": ...}`) in Ollama's shape on /api
-    paths (`{"error": message}`): the `ollama` clients and Open WebUI show `error`. Covers the
+class OllamaWire:
+    """Ollama's habits on /api paths. Bodies are read as JSON whatever their Content-Type.
+    Handbook's JSON errors (`{"error": code, "message": ...}`) take Ollama's shape
+    (`{"error": message}`), which the `ollama` clients and Open WebUI show; that covers the
     errors raised before a route runs too (keys, body limits, validation)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -268,6 +271,8 @@ class OllamaErrors:
         if scope["type"] != "http" or not (path == PREFIX or path.startswith(PREFIX + "/")):
             await self.app(scope, receive, send)
             return
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         start: Message | None = None
         body = b""
 

@@ -135,6 +135,14 @@ def test_generate_answers_the_prompt(server: Server) -> None:
         ollama_client.generate(model="handbook", prompt="x" * 5000)
     assert refused.value.status_code == 422 and "4000 characters" in refused.value.error
 
+    # Ollama's documentation asks with `curl URL -d '{...}'`, which labels the JSON as a form.
+    with server.client() as c:
+        body = json.dumps({"model": "handbook", "prompt": TORQUE, "stream": False})
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        curl = c.post("/api/generate", content=body.encode(), headers=form)
+    assert curl.status_code == 200, curl.text
+    assert curl.json()["response"] == whole.response
+
 
 def test_list_show_and_version_describe_handbook(server: Server) -> None:
     ollama_client = client(server)
