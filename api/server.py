@@ -27,7 +27,7 @@ class HeadDeadlineProtocol(H11Protocol):
     `head_timeout` seconds after it opened or after its previous response."""
 
     head_timeout = 10.0
-    max_head = 64 * 1024  # h11's bound on an incomplete head (h11_max_incomplete_event_size)
+    max_head = 32 * 1024  # h11's bound on an incomplete head (h11_max_incomplete_event_size)
     head_too_large: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")  # RequestLimits' 431
     _head_timer: asyncio.TimerHandle | None = None
 

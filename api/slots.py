@@ -1,6 +1,6 @@
-"""Answer slots: at most `api.max_concurrent_answers` answers are written at a time (a model
-answers one question per core's worth of time). A request waits up to `api.queue_timeout_s` for
-a slot, then gets `SlotsBusy`: 503 with Retry-After over HTTP, a tool error over MCP.
+"""Answer slots: at most `api.max_concurrent_answers` answers are written at a time. A request
+waits up to `api.queue_timeout_s` for a slot, then gets `SlotsBusy`: 503 with Retry-After over
+HTTP, a tool error over MCP.
 
 Every answering route takes its slot before its response starts, so that a full server is a
 status code, never an error inside a 200 stream."""
