@@ -34,6 +34,7 @@ from api.routes import MODEL_ID
 from api.services import READER, Services, Svc, authorize
 from generation.events import AnswerEvent, Done, Replaced, Token
 from generation.history import History
+from handbook.errors import HandbookError
 from handbook.types import Answer
 
 PREFIX = "/api"
@@ -129,8 +130,6 @@ async def respond(
 async def ndjson(
     events: AsyncGenerator[AnswerEvent, None], model: str, part: Part, timing: Timing
 ) -> AsyncIterator[str]:
-    from handbook.errors import HandbookError
-
     def line(data: dict[str, Any]) -> str:
         return json.dumps(data, ensure_ascii=False) + "\n"
 

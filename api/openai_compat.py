@@ -23,6 +23,7 @@ from api.conversation import conversation, sources
 from api.routes import ERRORS, MODEL_ID
 from api.services import READER, Svc, authorize
 from generation.events import Done, Replaced, Token
+from handbook.errors import HandbookError
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 
@@ -76,8 +77,6 @@ async def chat_completions(body: schemas.ChatRequest, svc: Svc) -> Any:
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     async def stream() -> AsyncIterator[str]:
-        from handbook.errors import HandbookError
-
         try:
             yield chunk({"role": "assistant", "content": ""})
             async for event in held:

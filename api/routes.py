@@ -17,6 +17,7 @@ from api.services import ADMIN, READER, Svc, User, authorize
 from api.uploads import CHUNK, safe_name, save
 from generation.events import Done, Summarized
 from generation.sessions import SessionInfo, SessionNotFound
+from handbook.errors import HandbookError
 from handbook.types import Answer
 from ingestion.doc_registry import DocumentRecord
 
@@ -69,8 +70,6 @@ async def ask(body: schemas.AskRequest, svc: Svc, user: User) -> Any:
     held = await svc.slots.take(events)
 
     async def stream() -> AsyncIterator[str]:
-        from handbook.errors import HandbookError
-
         try:
             async for event in held:
                 if isinstance(event, Summarized):  # the session keeps it
